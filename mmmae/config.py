@@ -1,0 +1,104 @@
+"""Gin parsing for mmmae: search paths, registration, and errors that name the file and line.
+
+Files are looked up as given, then under the package's gin folder, so both
+`gin/recipes/quickstart.gin` (from a checkout) and `recipes/quickstart.gin` work anywhere;
+`include` lines resolve the same way.
+"""
+
+import difflib
+import functools
+import logging
+import re
+import tokenize
+from collections.abc import Sequence
+from pathlib import Path
+
+import gin
+
+GIN_DIR = Path(__file__).parent / "gin"
+OPERATIVE_CONFIG = "config.gin"
+
+
+class ConfigError(ValueError):
+    """A gin file or binding that cannot be used; the message names where it is."""
+
+
+class _QuietMissingPaths(logging.Filter):
+    """gin logs 'Path not found' for every search-path miss; those are not errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Path not found:")
+
+
+@functools.cache
+def register_configurables() -> None:
+    """Import every module that defines a configurable, so any binding can resolve."""
+    logging.getLogger().addFilter(_QuietMissingPaths())
+    gin.add_config_file_search_path(str(GIN_DIR))
+    gin.add_config_file_search_path(str(GIN_DIR.parent))
+    import mmmae.data.moving_digits  # noqa: F401
+    import mmmae.eval.linear_probe  # noqa: F401
+    import mmmae.masking.frame  # noqa: F401
+    import mmmae.masking.random  # noqa: F401
+    import mmmae.masking.tube  # noqa: F401
+    import mmmae.model  # noqa: F401
+    import mmmae.nn.decoder  # noqa: F401
+    import mmmae.objectives.reconstruction  # noqa: F401
+    import mmmae.tokenizers.frames  # noqa: F401
+    import mmmae.tokenizers.video  # noqa: F401
+    import mmmae.train  # noqa: F401
+
+
+def _included_files(files: Sequence[str]) -> list[Path]:
+    """The given files and, recursively, every file they include (resolved like gin does)."""
+    seen: list[Path] = []
+    pending = [Path(f) for f in files]
+    while pending:
+        path = resolve_gin_file(str(pending.pop()))
+        if path is None or path in seen:
+            continue
+        seen.append(path)
+        pending += [Path(m) for m in re.findall(r"^\s*include\s+['\"](.+?)['\"]", path.read_text(), re.M)]
+    return seen
+
+
+def resolve_gin_file(name: str) -> Path | None:
+    for candidate in (Path(name), GIN_DIR / name, GIN_DIR.parent / name):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _macro_error(macro: str, files: Sequence[str], params: Sequence[str]) -> str:
+    """Where an undefined macro is used: 'file, line N: binding' for each use."""
+    uses = []
+    pattern = re.compile(rf"%{re.escape(macro)}\b")
+    for path in _included_files(files):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if pattern.search(line):
+                uses.append(f'  In file "{path}", line {number}\n    {line.strip()}')
+    for number, binding in enumerate(params, start=1):
+        if pattern.search(binding):
+            uses.append(f"  In --gin_param {number}\n    {binding}")
+    return f"Macro %{macro} is used but never defined.\n" + "\n".join(uses)
+
+
+def parse_config(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
+    """Parse and finalize files then bindings (later ones win); ConfigError on any mistake."""
+    register_configurables()
+    gin.clear_config()
+    missing = [f for f in gin_files if resolve_gin_file(f) is None]
+    if missing:
+        raise ConfigError(f"gin file not found: {', '.join(missing)} (looked in the current folder and {GIN_DIR})")
+    try:
+        gin.parse_config_files_and_bindings(list(gin_files), list(gin_params), finalize_config=True)
+    except (ValueError, SyntaxError, tokenize.TokenError, OSError) as error:
+        macro = re.match(r"No bindings specified for '(.+?)/gin\.macro'", str(error))
+        message = _macro_error(macro.group(1), gin_files, gin_params) if macro else str(error)
+        raise ConfigError(f"invalid gin config ({', '.join(gin_files)}):\n{message}") from None
+
+
+def config_difference(saved: str, current: str, saved_name: str) -> str:
+    """A unified diff between a saved operative config and the current one ('' if equal)."""
+    diff = difflib.unified_diff(saved.splitlines(), current.splitlines(), saved_name, "this invocation", lineterm="")
+    return "\n".join(diff)

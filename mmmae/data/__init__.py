@@ -1,0 +1,1 @@
+"""Datasets: the built-in MovingDigits; media decoding and manifests come later."""

@@ -1,0 +1,39 @@
+"""What every masker shares: ratio checks and turning noise into sorted index sets."""
+
+import torch
+
+
+def check_ratio(owner: str, ratio: float) -> float:
+    """A masking ratio strictly inside (0, 1), else a ValueError naming the binding."""
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"{owner}.ratio = {ratio}: a masking ratio must lie strictly between 0 and 1")
+    return ratio
+
+
+def count_masked(owner: str, ratio: float, total: int) -> int:
+    """int(ratio * total), checked to leave at least one visible and one masked unit."""
+    masked = int(ratio * total)
+    if not 0 < masked < total:
+        raise ValueError(
+            f"{owner}.ratio = {ratio} masks {masked} of {total} units: "
+            "at least one must stay visible and one must be masked"
+        )
+    return masked
+
+
+def split_by_noise(noise: torch.Tensor, num_keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """noise (B, M) -> (keep (B, num_keep), drop (B, M - num_keep)): lowest noise kept, both sorted."""
+    order = noise.argsort(dim=1)
+    return order[:, :num_keep].sort(dim=1).values, order[:, num_keep:].sort(dim=1).values
+
+
+def lift(unit_ids: torch.Tensor, inner: int) -> torch.Tensor:
+    """Ids of whole units (B, k) -> ids of their tokens (B, k * inner), unit u owning u*inner..u*inner+inner-1."""
+    offsets = torch.arange(inner, device=unit_ids.device)
+    return (unit_ids[:, :, None] * inner + offsets).flatten(1)
+
+
+def tile_over_time(space_ids: torch.Tensor, frames: int, space: int) -> torch.Tensor:
+    """Spatial ids (B, k) -> the same positions in every frame (B, frames * k), sorted."""
+    starts = torch.arange(frames, device=space_ids.device) * space
+    return (starts[None, :, None] + space_ids[:, None, :]).flatten(1)

@@ -1,0 +1,1 @@
+"""Building blocks: attention backends, transformer blocks, positional embeddings."""

@@ -1,0 +1,73 @@
+"""Pre-norm ViT blocks with a fused qkv projection."""
+
+import gin
+import torch
+from einops import rearrange
+from torch import nn
+
+from mmmae.nn.attention import attention
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention: (B, N, D) -> (B, N, D)."""
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True, backend: str = "auto"):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} does not divide into {heads} heads")
+        self.heads = heads
+        self.backend = backend
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        out = attention(q, k, v, backend=self.backend)
+        return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+
+
+class Mlp(nn.Sequential):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+
+@gin.configurable(module="mmmae")
+class Block(nn.Module):
+    """x + attn(norm(x)), then x + mlp(norm(x)); LayerNorm eps 1e-6 as in VideoMAE."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, backend: str = "auto"):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads, qkv_bias=qkv_bias, backend=backend)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class Transformer(nn.Module):
+    """A stack of blocks and a final LayerNorm: (B, N, D) -> (B, N, D)."""
+
+    def __init__(self, dim: int, depth: int, heads: int):
+        super().__init__()
+        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+def init_weights(module: nn.Module) -> None:
+    """MAE init (use with Module.apply): xavier-uniform linears and patch convolutions (seen
+    as linears over the flattened patch), zero biases, unit LayerNorms."""
+    if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+        nn.init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,1 @@
+"""Objectives: (outputs, batch) -> (loss, logs), each with a weight."""

@@ -1,0 +1,1 @@
+"""Modality tokenizers: raw input -> Tokens (embeddings, targets, grid)."""

@@ -1,0 +1,51 @@
+"""Shared pieces of the pixel tokenizers: lattice checks, input normalisation, targets.
+
+Reconstruction targets follow VideoMAE: pixels in [0, 1] are cut into patches laid out
+(t h w)(p0 p1 p2 c), channels innermost; with `normalize` each token is standardised per
+channel over its p0*p1*p2 pixels, (x - mean) / (unbiased std + 1e-6). MAE / MAE-ST instead
+normalise jointly over all values of a patch; the two are not interchangeable.
+"""
+
+from collections.abc import Sequence
+
+import torch
+from einops import rearrange
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def token_grid(name: str, sizes: Sequence[int], kernel: Sequence[int], axes: str) -> tuple[int, ...]:
+    """sizes // kernel per axis; a ValueError naming the sizes when they do not divide."""
+    bad = [f"{a}={s} is not a multiple of {k}" for a, s, k in zip(axes, sizes, kernel) if s % k]
+    if bad:
+        shape = "x".join(map(str, sizes))
+        cut = "x".join(map(str, kernel))
+        raise ValueError(f"{name}: input {axes} {shape} does not divide into patches {cut}: {'; '.join(bad)}")
+    return tuple(s // k for s, k in zip(sizes, kernel))
+
+
+def normalize_input(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(B, C, ...) in [0, 1] -> standardised per channel."""
+    shape = (1, len(mean)) + (1,) * (pixels.ndim - 2)
+    mean_t = torch.as_tensor(mean, dtype=pixels.dtype, device=pixels.device).view(shape)
+    std_t = torch.as_tensor(std, dtype=pixels.dtype, device=pixels.device).view(shape)
+    return (pixels - mean_t) / std_t
+
+
+def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool = True) -> torch.Tensor:
+    """Pixels (B, C, T, H, W) with kernel (p0, p, p), or (B, C, H, W) with (p, p) -> (B, N, P).
+
+    P = prod(kernel) * C, laid out (p0 p1 p2 c). See the module docstring for `normalize`.
+    """
+    if pixels.ndim == 5:
+        p0, p1, p2 = kernel
+        patches = rearrange(pixels, "b c (t p0) (h p1) (w p2) -> b (t h w) (p0 p1 p2) c", p0=p0, p1=p1, p2=p2)
+    else:
+        p1, p2 = kernel
+        patches = rearrange(pixels, "b c (h p1) (w p2) -> b (h w) (p1 p2) c", p1=p1, p2=p2)
+    if normalize:
+        mean = patches.mean(dim=-2, keepdim=True)
+        std = patches.std(dim=-2, keepdim=True, unbiased=True)
+        patches = (patches - mean) / (std + 1e-6)
+    return rearrange(patches, "b n p c -> b n (p c)")

@@ -1,0 +1,235 @@
+"""The pretraining loop on Accelerate: one function, configured by gin (`pretrain.*`)."""
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import gin
+import numpy as np
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import set_seed
+from safetensors.torch import save_model
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm.auto import tqdm
+
+from mmmae.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mmmae.config import OPERATIVE_CONFIG, config_difference
+from mmmae.eval.linear_probe import LinearProbe
+from mmmae.masking.rng import MaskRNG
+from mmmae.model import MaskedAutoencoder, ModelOutput
+from mmmae.optim import build_optimizer, scaled_lr
+from mmmae.viz import reconstruction_panels, save_reconstruction_png
+
+MODEL_FILE = "model.safetensors"
+
+
+class RunDirError(RuntimeError):
+    """The output directory cannot be used for this invocation."""
+
+
+def mask_seed(seed: int, micro_step: int) -> int:
+    """The masking seed of one micro-step: the same on every process, distinct per step."""
+    return int(np.random.SeedSequence([seed, micro_step]).generate_state(1)[0])
+
+
+def check_inputs(model: MaskedAutoencoder, dataset: Dataset) -> None:
+    """Fail before any work if a modality's input is missing or does not tokenize."""
+    batch = default_collate([dataset[0]])
+    for name, modality in model.modalities.items():
+        if name not in batch:
+            raise KeyError(f"modality {name!r} is not in the dataset's samples (keys: {sorted(batch)})")
+        modality.tokenizer.grid(batch[name].shape)
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, config: str) -> Path | None:
+    """Check the run directory against the request; returns the checkpoint to resume from."""
+    saved_config = run_dir / OPERATIVE_CONFIG
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is not None and not resume:
+        raise RunDirError(f"{run_dir} already holds a run (latest checkpoint {checkpoint.name}); "
+                          "pass --resume to continue it or choose another --output_dir")
+    if resume and saved_config.is_file():
+        difference = config_difference(saved_config.read_text(), config, str(saved_config))
+        if difference:
+            raise RunDirError(f"--resume refused: {run_dir} was made with a different config:\n{difference}")
+    return checkpoint
+
+
+def log_metrics(accelerator: Accelerator, run_dir: Path, step: int, window: list[dict], extra: dict) -> dict:
+    """Average the logged scalars of the last steps over steps and processes; write one JSON line."""
+    means = {k: torch.stack([logs[k] for logs in window]).float().mean() for k in window[0]}
+    record = {"step": step, **{k: accelerator.reduce(v, reduction="mean").item() for k, v in means.items()}, **extra}
+    accelerator.log(record, step=step)
+    if accelerator.is_main_process:
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+    return record
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop metric lines logged after `step` (written after the checkpoint we resume from)."""
+    path = run_dir / "metrics.jsonl"
+    if path.is_file():
+        lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def save_figures(model: MaskedAutoencoder, batch: dict, out: ModelOutput, run_dir: Path, step: int) -> None:
+    """A reconstruction PNG of the first sample for every decoded video-like modality."""
+    for name, output in out.outputs.items():
+        tokenizer = model.modalities[name].tokenizer
+        if output.prediction is None or batch[name].ndim != 5:
+            continue
+        masked, recon = reconstruction_panels(batch[name][0], output.prediction[0].detach(), output.plan.predict[0],
+                                              output.tokens.grid, tokenizer.kernel, tokenizer.norm_target)
+        path = run_dir / "figures" / f"{name}_step{step:08d}.png"
+        path.parent.mkdir(exist_ok=True)
+        save_reconstruction_png(path, batch[name][0], masked, recon, f"{name}, step {step}")
+
+
+def save_final_model(model: torch.nn.Module, run_dir: Path) -> Path:
+    """model.safetensors, written to a temporary name and renamed: whole or not at all."""
+    path = run_dir / MODEL_FILE
+    tmp = run_dir / f"{MODEL_FILE}.partial"
+    save_model(model, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+@gin.configurable(module="mmmae", denylist=["output_dir", "resume"])
+def pretrain(
+    output_dir: str,
+    resume: bool = False,
+    model: Callable[[], MaskedAutoencoder] = gin.REQUIRED,
+    dataset: Callable[[], Dataset] = gin.REQUIRED,
+    probe: LinearProbe | None = None,
+    batch_size: int = 32,
+    steps: int = 1000,
+    base_lr: float = 1.5e-4,
+    min_lr_ratio: float = 0.0,
+    warmup_steps: int = 100,
+    weight_decay: float = 0.05,
+    betas: Sequence[float] = (0.9, 0.95),
+    clip_grad: float | None = None,
+    grad_accum: int = 1,
+    mixed_precision: str = "no",
+    seed: int = 0,
+    num_workers: int = 2,
+    save_every: int = 500,
+    keep_checkpoints: int = 2,
+    log_every: int = 10,
+    viz_every: int = 500,
+) -> dict:
+    """Pretrain `model()` on `dataset()` into output_dir; returns the run summary.
+
+    batch_size is per process; lr = base_lr * (batch_size * processes * grad_accum) / 256.
+    steps, warmup_steps, save_every, log_every and viz_every count optimizer steps.
+    """
+    run_dir = Path(output_dir)
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum, log_with="tensorboard",
+        project_dir=str(run_dir), dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(seed)
+    net, data = model(), dataset()
+    check_inputs(net, data)
+    config = gin.operative_config_str()
+    checkpoint = prepare_run_dir(run_dir, resume, config)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / OPERATIVE_CONFIG).write_text(config)
+
+    global_batch = batch_size * accelerator.num_processes * grad_accum
+    lr = scaled_lr(base_lr, global_batch)
+    optimizer, schedule = build_optimizer(net, lr, weight_decay, betas, steps, warmup_steps, min_lr_ratio)
+    loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
+                        persistent_workers=num_workers > 0)
+    net, optimizer, loader = accelerator.prepare(net, optimizer, loader)
+    accelerator.register_for_checkpointing(schedule)
+    if len(loader) == 0:
+        raise ValueError(f"dataset of {len(data)} samples gives no full batch of {batch_size} per process")
+
+    step = 0
+    if checkpoint is not None:
+        step = load_checkpoint(accelerator, checkpoint)
+        if accelerator.is_main_process:
+            truncate_metrics(run_dir, step)
+        accelerator.print(f"resumed from {checkpoint} at step {step}")
+    accelerator.init_trackers("tensorboard")
+
+    history = train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad,
+                         log_every, save_every, keep_checkpoints, viz_every, global_batch)
+    if history["last_saved"] != steps:
+        save_checkpoint(accelerator, run_dir, steps, keep_checkpoints)
+    summary = {"run_dir": str(run_dir), "steps": steps, "global_batch": global_batch, "lr": lr}
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(net)
+        summary["model"] = str(save_final_model(final, run_dir))
+        summary.update(loss_curve(run_dir))
+        if probe is not None:
+            set_seed(seed)
+            summary["probe"] = {"pretrained": probe(final), "random_init": probe(model())}
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad, log_every,
+               save_every, keep_checkpoints, viz_every, global_batch) -> dict:
+    """Optimizer steps from `step` to `steps`; resumes mid-epoch exactly (seeded order, skipped batches)."""
+    accum = accelerator.gradient_accumulation_steps
+    micro = step * accum
+    progress = tqdm(total=steps, initial=step, desc="pretrain", disable=not accelerator.is_local_main_process)
+    window, tic, last_saved = [], time.perf_counter(), None
+    while step < steps:
+        epoch, skip = divmod(micro, len(loader))
+        loader.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+        for batch in batches:
+            with accelerator.accumulate(net):
+                rng = MaskRNG.seeded(mask_seed(seed, micro), accelerator.device, accelerator.process_index,
+                                     accelerator.num_processes)
+                out = net(batch, rng)
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients and clip_grad:
+                    accelerator.clip_grad_norm_(net.parameters(), clip_grad)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            micro += 1
+            window.append(out.logs)
+            if not accelerator.sync_gradients:
+                continue
+            schedule.step()
+            step += 1
+            progress.update(1)
+            if step % log_every == 0 or step == steps:
+                elapsed, tic = time.perf_counter() - tic, time.perf_counter()
+                clips = global_batch * len(window) / accum
+                record = log_metrics(accelerator, run_dir, step, window,
+                                     {"lr": schedule.get_last_lr()[0], "clips_per_s": clips / elapsed})
+                progress.set_postfix(loss=f"{record['loss']:.4f}")
+                window = []
+            if step % viz_every == 0 and accelerator.is_main_process:
+                save_figures(accelerator.unwrap_model(net), batch, out, run_dir, step)
+            if step % save_every == 0 or step == steps:
+                save_checkpoint(accelerator, run_dir, step, keep_checkpoints)
+                last_saved = step
+            if step == steps:
+                break
+    progress.close()
+    return {"last_saved": last_saved}
+
+
+def loss_curve(run_dir: Path) -> dict:
+    """First and last logged loss of a run, from metrics.jsonl."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    if not records:
+        return {}
+    return {"loss_start": records[0]["loss"], "loss_end": records[-1]["loss"],
+            "loss_start_step": records[0]["step"], "loss_end_step": records[-1]["step"]}

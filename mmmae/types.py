@@ -1,0 +1,47 @@
+"""The two contracts between a tokenizer, a masker and a decoder (see DESIGN.md)."""
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Tokens:
+    """One modality turned into tokens.
+
+    embed:  (B, N, D) patch embeddings with positional (and modality) embedding added.
+    target: (B, N, P) reconstruction target per token, or None (text predicts ids).
+    grid:   the token lattice, e.g. (T', H', W'); prod(grid) == N. The decoder builds its
+            own positional table from it at its own width.
+    valid:  (B, N) bool, False on padding, or None when nothing is padded.
+    """
+
+    embed: torch.Tensor
+    target: torch.Tensor | None
+    grid: tuple[int, ...]
+    valid: torch.Tensor | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return self.embed.shape[1]
+
+
+@dataclass
+class MaskPlan:
+    """What the encoder sees and what the decoder predicts.
+
+    keep:        (B, K) sorted token indices the encoder sees.
+    predict:     (B, Q) sorted token indices the decoder predicts.
+    loss_weight: (B, Q) per predicted token, or None for uniform weight.
+    aux:         masker extras (log-probabilities, scores, ...).
+    """
+
+    keep: torch.Tensor
+    predict: torch.Tensor
+    loss_weight: torch.Tensor | None = None
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Select tokens per sample: x (B, N, D), index (B, K) -> (B, K, D)."""
+    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))

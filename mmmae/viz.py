@@ -1,0 +1,58 @@
+"""Reconstruction figures: input, masked input and prediction, one column per frame."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from einops import rearrange  # noqa: E402
+
+
+def _cut(video: torch.Tensor, kernel: tuple[int, int, int]) -> torch.Tensor:
+    """(C, T, H, W) -> (N, p0*p1*p2, C), patches in token order."""
+    p0, p1, p2 = kernel
+    return rearrange(video, "c (t p0) (h p1) (w p2) -> (t h w) (p0 p1 p2) c", p0=p0, p1=p1, p2=p2)
+
+
+def _fold(patches: torch.Tensor, grid: tuple[int, int, int], kernel: tuple[int, int, int]) -> torch.Tensor:
+    """Inverse of _cut: (N, p0*p1*p2, C) -> (C, T, H, W)."""
+    (t, h, w), (p0, p1, p2) = grid, kernel
+    return rearrange(patches, "(t h w) (p0 p1 p2) c -> c (t p0) (h p1) (w p2)", t=t, h=h, w=w, p0=p0, p1=p1, p2=p2)
+
+
+def reconstruction_panels(
+    video: torch.Tensor, prediction: torch.Tensor, predict: torch.Tensor, grid: tuple[int, int, int],
+    kernel: tuple[int, int, int], norm_target: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One sample: video (C, T, H, W) in [0, 1], prediction (Q, P) at token ids predict (Q,)
+    -> (masked input, reconstruction), both (C, T, H, W). Normalised predictions are mapped
+    back to pixels with the true patch statistics, as VideoMAE's visualisation does."""
+    patches = _cut(video.float(), kernel)
+    predicted = rearrange(prediction.float(), "q (p c) -> q p c", c=video.shape[0])
+    if norm_target:
+        truth = patches[predict]
+        predicted = predicted * (truth.std(dim=1, keepdim=True) + 1e-6) + truth.mean(dim=1, keepdim=True)
+    masked, recon = patches.clone(), patches.clone()
+    masked[predict] = 0.0
+    recon[predict] = predicted.clamp(0, 1)
+    return _fold(masked, grid, kernel), _fold(recon, grid, kernel)
+
+
+def save_reconstruction_png(path: Path, video: torch.Tensor, masked: torch.Tensor, recon: torch.Tensor, title: str) -> None:
+    """Three rows (input / masked input / prediction) x T frames, all (C, T, H, W) in [0, 1]."""
+    rows = {"input": video, "masked": masked, "prediction": recon}
+    frames = video.shape[1]
+    fig, axes = plt.subplots(3, frames, figsize=(1.2 * frames, 3.8), squeeze=False)
+    for r, (label, clip) in enumerate(rows.items()):
+        images = rearrange(clip.detach().float().cpu().clamp(0, 1), "c t h w -> t h w c")
+        for t in range(frames):
+            axes[r, t].imshow(images[t].numpy())
+            axes[r, t].set_xticks([])
+            axes[r, t].set_yticks([])
+        axes[r, 0].set_ylabel(label)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
