@@ -69,18 +69,18 @@ def resolve_gin_file(name: str) -> Path | None:
     return None
 
 
-def _macro_error(macro: str, files: Sequence[str], params: Sequence[str]) -> str:
-    """Where an undefined macro is used: 'file, line N: binding' for each use."""
-    uses = []
-    pattern = re.compile(rf"%{re.escape(macro)}\b")
-    for path in _included_files(files):
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if pattern.search(line):
-                uses.append(f'  In file "{path}", line {number}\n    {line.strip()}')
-    for number, binding in enumerate(params, start=1):
-        if pattern.search(binding):
-            uses.append(f"  In --gin_param {number}\n    {binding}")
-    return f"Macro %{macro} is used but never defined.\n" + "\n".join(uses)
+def _macro_error(files: Sequence[str], params: Sequence[str]) -> str:
+    """Every macro that is used but never defined, with 'file, line N: binding' for each use."""
+    sources = [(f'In file "{path}", line', path.read_text().splitlines()) for path in _included_files(files)]
+    sources.append(("In --gin_param", list(params)))
+    lines = [(where, number, line) for where, text in sources for number, line in enumerate(text, start=1)]
+    defined = {m.group(1) for _, _, line in lines if (m := re.match(r"\s*([A-Za-z_][\w.]*)\s*=", line))}
+    report = []
+    for where, number, line in lines:
+        for macro in re.findall(r"%([A-Za-z_][\w.]*)", line):
+            if macro not in defined:
+                report.append(f"Macro %{macro} is used but never defined.\n  {where} {number}\n    {line.strip()}")
+    return "\n".join(report)
 
 
 def parse_config(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
@@ -93,8 +93,8 @@ def parse_config(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> No
     try:
         gin.parse_config_files_and_bindings(list(gin_files), list(gin_params), finalize_config=True)
     except (ValueError, SyntaxError, tokenize.TokenError, OSError) as error:
-        macro = re.match(r"No bindings specified for '(.+?)/gin\.macro'", str(error))
-        message = _macro_error(macro.group(1), gin_files, gin_params) if macro else str(error)
+        undefined_macro = re.match(r"No bindings specified for '.+?/gin\.macro'", str(error))
+        message = _macro_error(gin_files, gin_params) if undefined_macro else str(error)
         raise ConfigError(f"invalid gin config ({', '.join(gin_files)}):\n{message}") from None
 
 

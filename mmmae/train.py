@@ -208,7 +208,7 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
             schedule.step()
             step += 1
             progress.update(1)
-            if step % log_every == 0 or step == steps:
+            if step % log_every == 0 or step in (1, steps):
                 elapsed, tic = time.perf_counter() - tic, time.perf_counter()
                 clips = global_batch * len(window) / accum
                 record = log_metrics(accelerator, run_dir, step, window,

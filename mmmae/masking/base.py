@@ -10,15 +10,23 @@ def check_ratio(owner: str, ratio: float) -> float:
     return ratio
 
 
-def count_masked(owner: str, ratio: float, total: int) -> int:
-    """int(ratio * total), checked to leave at least one visible and one masked unit."""
-    masked = int(ratio * total)
-    if not 0 < masked < total:
+def _checked_keep(owner: str, ratio: float, total: int, keep: int) -> int:
+    if not 0 < keep < total:
         raise ValueError(
-            f"{owner}.ratio = {ratio} masks {masked} of {total} units: "
+            f"{owner}.ratio = {ratio} masks {total - keep} of {total} units: "
             "at least one must stay visible and one must be masked"
         )
-    return masked
+    return keep
+
+
+def keep_after_masking(owner: str, ratio: float, total: int) -> int:
+    """VideoMAE's count: total - int(ratio * total) units stay visible (tube: 20 of 196 at 0.9)."""
+    return _checked_keep(owner, ratio, total, total - int(ratio * total))
+
+
+def keep_of_remainder(owner: str, ratio: float, total: int) -> int:
+    """MAE's count: int(total * (1 - ratio)) units stay visible (156 of 1568 at 0.9)."""
+    return _checked_keep(owner, ratio, total, int(total * (1 - ratio)))
 
 
 def split_by_noise(noise: torch.Tensor, num_keep: int) -> tuple[torch.Tensor, torch.Tensor]:

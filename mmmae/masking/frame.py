@@ -2,7 +2,7 @@
 
 import gin
 
-from mmmae.masking.base import check_ratio, count_masked, lift, split_by_noise
+from mmmae.masking.base import check_ratio, keep_after_masking, lift, split_by_noise
 from mmmae.masking.rng import MaskRNG
 from mmmae.types import MaskPlan, Tokens
 
@@ -16,6 +16,6 @@ class FrameMasking:
 
     def __call__(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan:
         frames, height, width = tokens.grid
-        num_keep = frames - count_masked("FrameMasking", self.ratio, frames)
+        num_keep = keep_after_masking("FrameMasking", self.ratio, frames)
         keep, predict = split_by_noise(rng.rand(tokens.embed.shape[0], frames), num_keep)
         return MaskPlan(keep=lift(keep, height * width), predict=lift(predict, height * width))

@@ -2,20 +2,20 @@
 
 import gin
 
-from mmmae.masking.base import check_ratio, count_masked, split_by_noise
+from mmmae.masking.base import check_ratio, keep_of_remainder, split_by_noise
 from mmmae.masking.rng import MaskRNG
 from mmmae.types import MaskPlan, Tokens
 
 
 @gin.configurable(module="mmmae")
 class RandomMasking:
-    """Hide int(ratio * N) tokens chosen uniformly per sample; predict exactly the hidden ones."""
+    """Keep int(N * (1 - ratio)) tokens chosen uniformly per sample (MAE count); predict the rest."""
 
     def __init__(self, ratio: float = 0.9):
         self.ratio = check_ratio("RandomMasking", ratio)
 
     def __call__(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan:
         num_tokens = tokens.num_tokens
-        num_keep = num_tokens - count_masked("RandomMasking", self.ratio, num_tokens)
+        num_keep = keep_of_remainder("RandomMasking", self.ratio, num_tokens)
         keep, predict = split_by_noise(rng.rand(tokens.embed.shape[0], num_tokens), num_keep)
         return MaskPlan(keep=keep, predict=predict)

@@ -2,7 +2,7 @@
 
 import gin
 
-from mmmae.masking.base import check_ratio, count_masked, split_by_noise, tile_over_time
+from mmmae.masking.base import check_ratio, keep_after_masking, split_by_noise, tile_over_time
 from mmmae.masking.rng import MaskRNG
 from mmmae.types import MaskPlan, Tokens
 
@@ -17,6 +17,6 @@ class TubeMasking:
     def __call__(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan:
         frames, height, width = tokens.grid
         space = height * width
-        num_keep = space - count_masked("TubeMasking", self.ratio, space)
+        num_keep = keep_after_masking("TubeMasking", self.ratio, space)
         keep, predict = split_by_noise(rng.rand(tokens.embed.shape[0], space), num_keep)
         return MaskPlan(keep=tile_over_time(keep, frames, space), predict=tile_over_time(predict, frames, space))

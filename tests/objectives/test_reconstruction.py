@@ -1,0 +1,33 @@
+"""Reconstruction MSE over predicted tokens, honouring loss_weight."""
+
+import torch
+
+from mmmae.model import ModalityOutput
+from mmmae.objectives.reconstruction import Reconstruction
+from mmmae.types import MaskPlan, Tokens
+
+
+def output(loss_weight=None) -> ModalityOutput:
+    target = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
+    plan = MaskPlan(keep=torch.tensor([[0, 1], [0, 2]]), predict=torch.tensor([[2, 3], [1, 3]]), loss_weight=loss_weight)
+    prediction = torch.zeros(2, 2, 3)
+    return ModalityOutput(Tokens(torch.zeros(2, 4, 1), target, (4,)), plan, torch.zeros(2, 2, 1), prediction)
+
+
+def per_token_mse():
+    target = torch.arange(24, dtype=torch.float32).view(2, 4, 3)
+    picked = torch.stack([target[0, [2, 3]], target[1, [1, 3]]])
+    return picked.pow(2).mean(-1)  # (2, 2)
+
+
+def test_plain_mean_over_predicted_tokens():
+    loss, logs = Reconstruction("video")({"video": output()}, {})
+    assert torch.isclose(loss, per_token_mse().mean())
+    assert torch.equal(logs["video_reconstruction"], loss)
+
+
+def test_loss_weight_selects_and_weights_tokens():
+    weight = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    loss, _ = Reconstruction("video")({"video": output(weight)}, {})
+    expected = (per_token_mse() * weight).sum() / weight.sum()
+    assert torch.isclose(loss, expected)

@@ -1,0 +1,62 @@
+"""Gin mistakes fail before any work, naming the file, the line and the binding."""
+
+import pytest
+
+from mmmae.cli import main
+from mmmae.config import ConfigError, parse_config
+from tests.conftest import MICRO_GIN
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "bad.gin"
+    path.write_text(f"include '{MICRO_GIN}'\n{text}\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("TubeMaskin.ratio = 0.5", "No configurable matching 'TubeMaskin'"),
+        ("TubeMasking.ration = 0.5", "doesn't have a parameter named 'ration'"),
+        ("video/Modality.masker = @video/TubeMaskng()", "No configurable matching reference '@TubeMaskng()'"),
+    ],
+)
+def test_unknown_configurable_or_parameter_names_file_line_and_binding(tmp_path, line, message):
+    path = write(tmp_path, line)
+    with pytest.raises(ConfigError) as error:
+        parse_config([path])
+    text = str(error.value)
+    assert message in text and f'In file "{path}", line 2' in text and line.split("=")[0].strip() in text
+
+
+def test_unknown_macro_names_every_use(tmp_path):
+    path = write(tmp_path, "video/TubeletTokenizer.dim = %ENC_WIDTH")
+    with pytest.raises(ConfigError, match=r"Macro %ENC_WIDTH is used but never defined") as error:
+        parse_config([path], ["pretrain.steps = %STEPZ"])
+    text = str(error.value)
+    assert f'In file "{path}", line 2' in text and "video/TubeletTokenizer.dim = %ENC_WIDTH" in text
+    assert "Macro %STEPZ is used but never defined.\n  In --gin_param 1\n    pretrain.steps = %STEPZ" in text
+    assert "%ENC_DIM" not in text, "defined macros are not reported"
+
+
+def test_bad_binding_on_the_command_line():
+    with pytest.raises(ConfigError, match="In bindings string line 1"):
+        parse_config([MICRO_GIN], ["pretrain.stepz = 3"])
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="gin file not found: nope.gin"):
+        parse_config(["nope.gin"])
+
+
+def test_recipes_resolve_from_the_package_folder():
+    parse_config(["recipes/videomae.gin"])
+    parse_config(["gin/recipes/mae_st.gin", "models/small.gin"])
+
+
+def test_cli_reports_config_errors_before_creating_the_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--gin_file", write(tmp_path, "Blok.dim = 3"), "--output_dir", str(run)])
+    assert "No configurable matching 'Blok'" in str(exit_.value) and "line 2" in str(exit_.value)
+    assert not run.exists()

@@ -1,0 +1,51 @@
+"""The composed model: shapes, the encoder sees only visible tokens, features."""
+
+import torch
+from torch.utils.data import default_collate
+
+from mmmae.config import parse_config
+from mmmae.data.moving_digits import MovingDigits
+from mmmae.masking.rng import MaskRNG
+from mmmae.model import MaskedAutoencoder
+from tests.conftest import MICRO_GIN
+
+
+def micro_model_and_batch():
+    parse_config([MICRO_GIN])
+    torch.manual_seed(0)
+    model = MaskedAutoencoder()
+    data = MovingDigits(split="train", num_samples=8, frames=4, size=16, digit_size=8)
+    return model, default_collate([data[i] for i in range(4)])
+
+
+def test_forward_shapes_and_loss():
+    model, batch = micro_model_and_batch()
+    out = model(batch, MaskRNG.seeded(0))
+    video = out.outputs["video"]
+    assert video.tokens.grid == (2, 2, 2)
+    # quickstart tube ratio 0.75 over 2x2 positions: 1 kept per frame, 3 masked per frame
+    assert video.plan.keep.shape == (4, 2) and video.plan.predict.shape == (4, 6)
+    assert video.encoded.shape == (4, 2, 32)
+    assert video.prediction.shape == (4, 6, 2 * 8 * 8 * 3)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert torch.equal(out.logs["loss"], out.loss.detach())
+
+
+def test_encoder_sees_only_visible_tokens():
+    model, batch = micro_model_and_batch()
+    first = model(batch, MaskRNG.seeded(3)).outputs["video"]
+    changed = dict(batch, video=batch["video"].clone())
+    keep = set(first.plan.keep[0].tolist())
+    for token in set(range(8)) - keep:  # token index = t*4 + h*2 + w on the (2, 2, 2) grid
+        t, h, w = token // 4, (token // 2) % 2, token % 2
+        changed["video"][0, :, 2 * t : 2 * t + 2, 8 * h : 8 * h + 8, 8 * w : 8 * w + 8] = 1.0
+    second = model(changed, MaskRNG.seeded(3)).outputs["video"]
+    assert torch.equal(first.encoded, second.encoded)
+    assert not torch.equal(first.tokens.target, second.tokens.target)
+
+
+def test_features_pool_all_tokens():
+    model, batch = micro_model_and_batch()
+    features = model.features(batch, "video")
+    assert features.shape == (4, 32)
+    assert not torch.allclose(features[0], features[1])

@@ -1,0 +1,117 @@
+"""The Accelerate pretraining loop: files, learning, exact resume, safe checkpoints, refusals."""
+
+import json
+
+import pytest
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file
+
+import mmmae.train
+from mmmae.checkpoint import latest_checkpoint
+from mmmae.config import parse_config
+from mmmae.train import RunDirError, pretrain
+from tests.conftest import MICRO_GIN
+
+
+class Interrupted(Exception):
+    """Stands in for a kill: raised from inside the loop."""
+
+
+def train(run_dir, *params, resume=False):
+    parse_config([MICRO_GIN], list(params))
+    return pretrain(output_dir=str(run_dir), resume=resume)
+
+
+def weights(run_dir):
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def losses(run_dir):
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run = tmp_path_factory.mktemp("uninterrupted")
+    parse_config([MICRO_GIN], ["pretrain.log_every = 1"])
+    pretrain(output_dir=str(run))
+    return run
+
+
+def test_run_directory_holds_everything(uninterrupted):
+    run = uninterrupted
+    assert (run / "config.gin").read_text().count("pretrain.steps = 6") == 1
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+    assert (run / "figures" / "video_step00000003.png").stat().st_size > 1000
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert latest_checkpoint(run).name == "step_00000006"
+    assert set(weights(run)) >= {"encoder.norm.weight", "modalities.video.decoder.mask_token"}
+
+
+def test_loss_decreases_over_a_short_run(tmp_path):
+    train(tmp_path, "pretrain.steps = 40", "pretrain.batch_size = 16", "pretrain.base_lr = 1e-2",
+          "pretrain.log_every = 10", "pretrain.save_every = 40")
+    curve = losses(tmp_path)
+    assert curve[-1] < 0.9 * curve[0], curve
+
+
+def test_resume_after_interruption_is_bitwise_equal(uninterrupted, tmp_path, monkeypatch):
+    original = mmmae.train.log_metrics
+
+    def interrupt_at_step_5(accelerator, run_dir, step, *args):
+        record = original(accelerator, run_dir, step, *args)
+        if step == 5:
+            raise Interrupted
+        return record
+
+    monkeypatch.setattr(mmmae.train, "log_metrics", interrupt_at_step_5)
+    with pytest.raises(Interrupted):
+        train(tmp_path, "pretrain.log_every = 1")
+    assert latest_checkpoint(tmp_path).name == "step_00000003"
+    monkeypatch.setattr(mmmae.train, "log_metrics", original)
+    train(tmp_path, "pretrain.log_every = 1", resume=True)
+    expected, resumed = weights(uninterrupted), weights(tmp_path)
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+    assert losses(tmp_path) == losses(uninterrupted)
+
+
+def test_kill_during_checkpoint_write_keeps_the_previous_checkpoint(uninterrupted, tmp_path, monkeypatch):
+    original = Accelerator.save_state
+
+    def crash_while_writing_step_6(self, output_dir, **kwargs):
+        if "step_00000006" in str(output_dir):
+            original(self, output_dir, **kwargs)
+            with open(f"{output_dir}/model.safetensors", "r+b") as f:
+                f.truncate(100)
+            raise Interrupted
+        return original(self, output_dir, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "save_state", crash_while_writing_step_6)
+    with pytest.raises(Interrupted):
+        train(tmp_path, "pretrain.log_every = 1")
+    monkeypatch.setattr(Accelerator, "save_state", original)
+    assert latest_checkpoint(tmp_path).name == "step_00000003"
+    assert not (tmp_path / "model.safetensors").exists()
+    train(tmp_path, "pretrain.log_every = 1", resume=True)
+    expected, resumed = weights(uninterrupted), weights(tmp_path)
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+    assert not list((tmp_path / "checkpoints").glob("*.partial"))
+
+
+def test_resume_with_a_different_config_is_refused_with_the_difference(uninterrupted):
+    with pytest.raises(RunDirError, match="different config") as error:
+        train(uninterrupted, "pretrain.log_every = 1", "pretrain.base_lr = 0.1", resume=True)
+    assert "-pretrain.base_lr = 0.0015" in str(error.value) and "+pretrain.base_lr = 0.1" in str(error.value)
+
+
+def test_training_into_an_existing_run_without_resume_is_refused(uninterrupted):
+    with pytest.raises(RunDirError, match="pass --resume"):
+        train(uninterrupted, "pretrain.log_every = 1")
+
+
+def test_sizes_that_do_not_divide_fail_before_the_run_directory_exists(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"H=16 is not a multiple of 6; W=16 is not a multiple of 6"):
+        train(run, "video/TubeletTokenizer.patch = 6")
+    assert not run.exists()
