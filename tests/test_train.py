@@ -50,10 +50,10 @@ def test_run_directory_holds_everything(uninterrupted):
 
 
 def test_loss_decreases_over_a_short_run(tmp_path):
-    train(tmp_path, "pretrain.steps = 40", "pretrain.batch_size = 16", "pretrain.base_lr = 1e-2",
-          "pretrain.log_every = 10", "pretrain.save_every = 40")
+    train(tmp_path, "pretrain.steps = 30", "pretrain.batch_size = 16", "pretrain.base_lr = 1e-2",
+          "pretrain.log_every = 10", "pretrain.save_every = 30", "video/TubeletTokenizer.norm_target = False")
     curve = losses(tmp_path)
-    assert curve[-1] < 0.9 * curve[0], curve
+    assert curve[-1] < 0.5 * curve[0], curve
 
 
 def test_resume_after_interruption_is_bitwise_equal(uninterrupted, tmp_path, monkeypatch):
