@@ -162,10 +162,8 @@ def pretrain(
         accelerator.print(f"resumed from {checkpoint} at step {step}")
     accelerator.init_trackers("tensorboard")
 
-    history = train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad,
-                         log_every, save_every, keep_checkpoints, viz_every, global_batch)
-    if history["last_saved"] != steps:
-        save_checkpoint(accelerator, run_dir, steps, keep_checkpoints)
+    train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad, log_every,
+               save_every, keep_checkpoints, viz_every, global_batch)
     summary = {"run_dir": str(run_dir), "steps": steps, "global_batch": global_batch, "lr": lr}
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(net)
@@ -181,12 +179,13 @@ def pretrain(
 
 
 def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad, log_every,
-               save_every, keep_checkpoints, viz_every, global_batch) -> dict:
-    """Optimizer steps from `step` to `steps`; resumes mid-epoch exactly (seeded order, skipped batches)."""
+               save_every, keep_checkpoints, viz_every, global_batch) -> None:
+    """Optimizer steps from `step` to `steps`, checkpointing every save_every and at the end;
+    resumes mid-epoch exactly (seeded data order, skipped batches, per-step mask seeds)."""
     accum = accelerator.gradient_accumulation_steps
     micro = step * accum
     progress = tqdm(total=steps, initial=step, desc="pretrain", disable=not accelerator.is_local_main_process)
-    window, tic, last_saved = [], time.perf_counter(), None
+    window, tic = [], time.perf_counter()
     while step < steps:
         epoch, skip = divmod(micro, len(loader))
         loader.set_epoch(epoch)
@@ -219,11 +218,9 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
                 save_figures(accelerator.unwrap_model(net), batch, out, run_dir, step)
             if step % save_every == 0 or step == steps:
                 save_checkpoint(accelerator, run_dir, step, keep_checkpoints)
-                last_saved = step
             if step == steps:
                 break
     progress.close()
-    return {"last_saved": last_saved}
 
 
 def loss_curve(run_dir: Path) -> dict:

