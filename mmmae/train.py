@@ -71,7 +71,8 @@ def log_metrics(accelerator: Accelerator, run_dir: Path, step: int, window: list
 
 
 def truncate_metrics(run_dir: Path, step: int) -> None:
-    """Drop metric lines logged after `step` (written after the checkpoint we resume from)."""
+    """Drop metric lines logged after `step`: after the checkpoint we resume from, or all of a
+    run that stopped before its first checkpoint."""
     path = run_dir / "metrics.jsonl"
     if path.is_file():
         lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
@@ -137,6 +138,9 @@ def pretrain(
     set_seed(seed)
     net, data = model(), dataset()
     check_inputs(net, data)
+    if len(data) < batch_size * accelerator.num_processes:
+        raise ValueError(f"dataset of {len(data)} samples gives no full batch of {batch_size} on each of "
+                         f"{accelerator.num_processes} processes")
     config = gin.operative_config_str()
     checkpoint = prepare_run_dir(run_dir, resume, config)
     accelerator.wait_for_everyone()
@@ -151,15 +155,13 @@ def pretrain(
                         persistent_workers=num_workers > 0)
     net, optimizer, loader = accelerator.prepare(net, optimizer, loader)
     accelerator.register_for_checkpointing(schedule)
-    if len(loader) == 0:
-        raise ValueError(f"dataset of {len(data)} samples gives no full batch of {batch_size} per process")
 
     step = 0
     if checkpoint is not None:
         step = load_checkpoint(accelerator, checkpoint)
-        if accelerator.is_main_process:
-            truncate_metrics(run_dir, step)
         accelerator.print(f"resumed from {checkpoint} at step {step}")
+    if accelerator.is_main_process:
+        truncate_metrics(run_dir, step)
     accelerator.init_trackers("tensorboard")
 
     train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad, log_every,
