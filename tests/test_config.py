@@ -1,5 +1,6 @@
 """Gin mistakes fail before any work, naming the file, the line and the binding."""
 
+import gin
 import pytest
 
 from mmmae.cli import main
@@ -49,9 +50,13 @@ def test_missing_file():
         parse_config(["nope.gin"])
 
 
-def test_recipes_resolve_from_the_package_folder():
+def test_recipes_resolve_from_the_package_folder_and_later_files_win():
     parse_config(["recipes/videomae.gin"])
-    parse_config(["gin/recipes/mae_st.gin", "models/small.gin"])
+    assert gin.query_parameter("video/TubeMasking.ratio") == 0.9
+    assert gin.query_parameter("ENC_DIM/gin.macro.value") == 768
+    parse_config(["gin/recipes/mae_st.gin", "models/small.gin"], ["video/RandomMasking.ratio = 0.8"])
+    assert gin.query_parameter("ENC_DIM/gin.macro.value") == 384
+    assert gin.query_parameter("video/RandomMasking.ratio") == 0.8
 
 
 def test_cli_reports_config_errors_before_creating_the_run(tmp_path, capsys):
