@@ -1,4 +1,4 @@
-"""Shared pieces of the pixel tokenizers: lattice checks, input normalisation, targets.
+"""Shared pieces of the pixel tokenizers: lattice checks, input normalisation, targets, base class.
 
 Reconstruction targets follow VideoMAE: pixels in [0, 1] are cut into patches laid out
 (t h w)(p0 p1 p2 c), channels innermost; with `normalize` each token is standardised per
@@ -6,10 +6,15 @@ channel over its p0*p1*p2 pixels, (x - mean) / (unbiased std + 1e-6). MAE / MAE-
 normalise jointly over all values of a patch; the two are not interchangeable.
 """
 
+import math
 from collections.abc import Sequence
 
 import torch
 from einops import rearrange
+from torch import nn
+
+from mmmae.nn.pos_embed import sincos_pos_embed
+from mmmae.types import Tokens
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,3 +54,24 @@ def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool =
         std = patches.std(dim=-2, keepdim=True, unbiased=True)
         patches = (patches - mean) / (std + 1e-6)
     return rearrange(patches, "b n p c -> b n (p c)")
+
+
+class PixelTokenizer(nn.Module):
+    """What the pixel tokenizers share: a patch projection `proj`, its `kernel` (p0, p, p),
+    fixed sin-cos positions and the targets above. Subclasses define `grid` and `forward`."""
+
+    def __init__(self, proj: nn.Conv2d | nn.Conv3d, kernel: tuple[int, int, int], pos_embed: str,
+                 norm_target: bool, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.proj = proj
+        self.kernel = kernel
+        self.dim = proj.out_channels
+        self.target_dim = math.prod(kernel) * proj.in_channels
+        self.pos_embed = pos_embed
+        self.norm_target = norm_target
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def tokens(self, embed: torch.Tensor, pixels: torch.Tensor, grid: tuple[int, ...], kernel: Sequence[int]) -> Tokens:
+        """Patch embeddings (B, N, D) + positions, and the targets of `pixels` cut by `kernel`."""
+        embed = embed + sincos_pos_embed(grid, embed.shape[-1], self.pos_embed, embed.device).to(embed.dtype)
+        return Tokens(embed=embed, target=patch_targets(pixels, kernel, self.norm_target), grid=grid)
