@@ -1,7 +1,6 @@
 """`mmmae train | eval`: gin files and bindings in, runs out."""
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -65,5 +64,4 @@ def main(argv: list[str] | None = None) -> None:
         summary = run_train(args) if args.command == "train" else run_eval(args)
     except ConfigError as error:
         sys.exit(f"mmmae {args.command}: {error}")
-    if summary:
-        print(format_summary(summary) if "run_dir" in summary else json.dumps(summary, indent=2))
+    print(format_summary(summary))

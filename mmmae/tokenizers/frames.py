@@ -7,7 +7,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from mmmae.tokenizers.patches import IMAGENET_MEAN, IMAGENET_STD, PixelTokenizer, normalize_input, token_grid
+from mmmae.tokenizers.patches import IMAGENET_MEAN, IMAGENET_STD, PixelTokenizer, token_grid
 from mmmae.types import Tokens
 
 
@@ -40,6 +40,6 @@ class FrameTokenizer(PixelTokenizer):
     def forward(self, pixels: torch.Tensor) -> Tokens:
         grid = self.grid(pixels.shape)
         frames = rearrange(pixels, "b c t h w -> (b t) c h w") if pixels.ndim == 5 else pixels
-        embed = self.proj(normalize_input(frames, self.mean, self.std))
+        embed = self.proj(self.standardize(frames))
         embed = rearrange(embed, "(b t) d h w -> b (t h w) d", b=pixels.shape[0])
         return self.tokens(embed, pixels, grid, self.kernel if pixels.ndim == 5 else self.kernel[1:])

@@ -1,4 +1,5 @@
-"""Shared pieces of the pixel tokenizers: lattice checks, input normalisation, targets, base class.
+"""Shared pieces of the pixel tokenizers: lattice checks, targets, and the base
+class that owns the projection, input standardisation and positions.
 
 Reconstruction targets follow VideoMAE: pixels in [0, 1] are cut into patches laid out
 (t h w)(p0 p1 p2 c), channels innermost; with `normalize` each token is standardised per
@@ -28,14 +29,6 @@ def token_grid(name: str, sizes: Sequence[int], kernel: Sequence[int], axes: str
         cut = "x".join(map(str, kernel))
         raise ValueError(f"{name}: input {axes} {shape} does not divide into patches {cut}: {'; '.join(bad)}")
     return tuple(s // k for s, k in zip(sizes, kernel))
-
-
-def normalize_input(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(B, C, ...) in [0, 1] -> standardised per channel."""
-    shape = (1, len(mean)) + (1,) * (pixels.ndim - 2)
-    mean_t = torch.as_tensor(mean, dtype=pixels.dtype, device=pixels.device).view(shape)
-    std_t = torch.as_tensor(std, dtype=pixels.dtype, device=pixels.device).view(shape)
-    return (pixels - mean_t) / std_t
 
 
 def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool = True) -> torch.Tensor:
@@ -69,7 +62,13 @@ class PixelTokenizer(nn.Module):
         self.target_dim = math.prod(kernel) * proj.in_channels
         self.pos_embed = pos_embed
         self.norm_target = norm_target
-        self.mean, self.std = tuple(mean), tuple(std)
+        self.register_buffer("mean", torch.tensor(mean), persistent=False)
+        self.register_buffer("std", torch.tensor(std), persistent=False)
+
+    def standardize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, C, ...) in [0, 1] -> standardised per channel with the tokenizer's mean and std."""
+        shape = (-1,) + (1,) * (pixels.ndim - 2)
+        return (pixels - self.mean.view(shape)) / self.std.view(shape)
 
     def tokens(self, embed: torch.Tensor, pixels: torch.Tensor, grid: tuple[int, ...], kernel: Sequence[int]) -> Tokens:
         """Patch embeddings (B, N, D) + positions, and the targets of `pixels` cut by `kernel`."""

@@ -6,7 +6,7 @@ import gin
 import torch
 from torch import nn
 
-from mmmae.tokenizers.patches import IMAGENET_MEAN, IMAGENET_STD, PixelTokenizer, normalize_input, token_grid
+from mmmae.tokenizers.patches import IMAGENET_MEAN, IMAGENET_STD, PixelTokenizer, token_grid
 from mmmae.types import Tokens
 
 
@@ -38,5 +38,5 @@ class TubeletTokenizer(PixelTokenizer):
 
     def forward(self, video: torch.Tensor) -> Tokens:
         grid = self.grid(video.shape)
-        embed = self.proj(normalize_input(video, self.mean, self.std)).flatten(2).transpose(1, 2)
+        embed = self.proj(self.standardize(video)).flatten(2).transpose(1, 2)
         return self.tokens(embed, video, grid, self.kernel)
