@@ -7,7 +7,9 @@ Files are looked up as given, then under the package's gin folder, so both
 
 import difflib
 import functools
+import importlib
 import logging
+import pkgutil
 import re
 import tokenize
 from collections.abc import Sequence
@@ -36,17 +38,10 @@ def register_configurables() -> None:
     logging.getLogger().addFilter(_QuietMissingPaths())
     gin.add_config_file_search_path(str(GIN_DIR))
     gin.add_config_file_search_path(str(GIN_DIR.parent))
-    import mmmae.data.moving_digits  # noqa: F401
-    import mmmae.eval.linear_probe  # noqa: F401
-    import mmmae.masking.frame  # noqa: F401
-    import mmmae.masking.random  # noqa: F401
-    import mmmae.masking.tube  # noqa: F401
-    import mmmae.model  # noqa: F401
-    import mmmae.nn.decoder  # noqa: F401
-    import mmmae.objectives.reconstruction  # noqa: F401
-    import mmmae.tokenizers.frames  # noqa: F401
-    import mmmae.tokenizers.video  # noqa: F401
-    import mmmae.train  # noqa: F401
+    import mmmae
+
+    for module in pkgutil.walk_packages(mmmae.__path__, "mmmae."):
+        importlib.import_module(module.name)
 
 
 def _included_files(files: Sequence[str]) -> list[Path]:

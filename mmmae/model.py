@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from mmmae.masking.rng import MaskRNG
-from mmmae.nn.blocks import Transformer, init_weights
-from mmmae.types import MaskPlan, Tokens, gather_tokens
+from mmmae.nn.blocks import init_weights
+from mmmae.types import MaskPlan, Tokens, gather_tokens, presence
 
 
 @gin.configurable(module="mmmae")
@@ -17,7 +17,9 @@ class Modality(nn.Module):
     """One input stream: the batch key `name`, its tokenizer, its masker and its decoder.
 
     `decoder` is a factory (gin: `@video/MaskTokenDecoder`, no parentheses) called with the
-    tokenizer's width and target size, or None for a modality that is only encoded.
+    tokenizer's width and target size, or None when the modality is only encoded or a
+    model-level decoder (`MaskedAutoencoder.decoder`) decodes it. A learned modality
+    embedding is added to every token.
     """
 
     def __init__(self, name: str, tokenizer: nn.Module, masker: Callable, decoder: Callable | None = None):
@@ -26,23 +28,25 @@ class Modality(nn.Module):
         self.tokenizer = tokenizer
         self.masker = masker
         self.decoder = decoder(in_dim=tokenizer.dim, out_dim=tokenizer.target_dim) if decoder else None
+        self.embedding = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, tokenizer.dim), std=0.02))
 
-
-@gin.configurable(module="mmmae")
-class Encoder(Transformer):
-    """The shared transformer over visible tokens: (B, K, dim) -> (B, K, dim)."""
-
-    def __init__(self, dim: int = gin.REQUIRED, depth: int = gin.REQUIRED, heads: int = gin.REQUIRED):
-        super().__init__(dim, depth, heads)
-        self.dim = dim
+    def tokenize(self, inputs) -> Tokens:
+        """Tokens of this modality's batch entry; a bad input names the modality."""
+        try:
+            tokens = self.tokenizer(inputs)
+        except ValueError as error:
+            raise ValueError(f"modality {self.name!r}: {error}") from error
+        tokens.embed = tokens.embed + self.embedding.to(tokens.embed.dtype)
+        return tokens
 
 
 @dataclass
 class ModalityOutput:
     tokens: Tokens
     plan: MaskPlan
-    encoded: torch.Tensor  # (B, K, D)
-    prediction: torch.Tensor | None  # (B, Q, P)
+    encoded: torch.Tensor  # (B, K, D) at plan.keep
+    prediction: torch.Tensor | None  # (B, Q, P) at plan.predict
+    present: torch.Tensor  # (B,) bool
 
 
 @dataclass
@@ -54,34 +58,49 @@ class ModelOutput:
 
 @gin.configurable(module="mmmae")
 class MaskedAutoencoder(nn.Module):
-    """Tokenize, mask, encode the visible tokens, decode the predict set, sum the objectives."""
+    """Tokenize and mask every modality, encode the visible tokens together, decode, sum the objectives.
 
-    def __init__(self, modalities: Sequence[Modality] = gin.REQUIRED, encoder: Encoder = gin.REQUIRED,
-                 objectives: Sequence[Callable] = gin.REQUIRED):
+    encoder: factory called with the modality names (gin `@Encoder`). decoder: None (each
+    Modality's own decoder) or a factory called with the modalities (`@SharedDecoder`,
+    `@JointDecoder`) that decodes all of them.
+    """
+
+    def __init__(self, modalities: Sequence[Modality] = gin.REQUIRED, encoder: Callable = gin.REQUIRED,
+                 objectives: Sequence[Callable] = gin.REQUIRED, decoder: Callable | None = None):
         super().__init__()
         self.modalities = nn.ModuleDict({m.name: m for m in modalities})
-        self.encoder = encoder
-        self.objectives = list(objectives)
+        self.encoder = encoder(modalities=list(self.modalities))
+        self.decoder = decoder(modalities=dict(self.modalities)) if decoder else None
+        self.objectives = nn.ModuleList([o for o in objectives if isinstance(o, nn.Module)])
+        self.losses = list(objectives)
         self.apply(init_weights)
 
-    def forward(self, batch: dict[str, torch.Tensor], rng: MaskRNG) -> ModelOutput:
-        outputs = {}
-        for name, modality in self.modalities.items():
-            tokens = modality.tokenizer(batch[name])
-            plan = modality.masker(tokens, batch, rng)
-            encoded = self.encoder(gather_tokens(tokens.embed, plan.keep))
-            prediction = modality.decoder(encoded, tokens.grid, plan) if modality.decoder else None
-            outputs[name] = ModalityOutput(tokens, plan, encoded, prediction)
+    def forward(self, batch: dict, rng: MaskRNG) -> ModelOutput:
+        tokens = {m: modality.tokenize(batch[m]) for m, modality in self.modalities.items()}
+        plans = {m: modality.masker(tokens[m], batch, rng) for m, modality in self.modalities.items()}
+        present = {m: presence(batch, m, tokens[m].embed) for m in tokens}
+        encoded = self.encoder({m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens}, present)
+        if self.decoder is not None:
+            predictions = self.decoder(encoded, tokens, plans, present)
+        else:
+            predictions = {m: modality.decoder(encoded[m], tokens[m].grid, plans[m])
+                           for m, modality in self.modalities.items() if modality.decoder is not None}
+        outputs = {m: ModalityOutput(tokens[m], plans[m], encoded[m], predictions.get(m), present[m]) for m in tokens}
         loss, logs = 0.0, {}
-        for objective in self.objectives:
+        for objective in self.losses:
             value, objective_logs = objective(outputs, batch)
             loss = loss + objective.weight * value
             logs.update(objective_logs)
         logs["loss"] = loss.detach()
         return ModelOutput(loss, logs, outputs)
 
+    def encode(self, batch: dict, modality: str) -> torch.Tensor:
+        """Encoder output for all tokens of one modality, unmasked and alone: (B, N, D)."""
+        tokens = self.modalities[modality].tokenize(batch[modality])
+        present = {modality: torch.ones(tokens.embed.shape[0], dtype=torch.bool)}
+        return self.encoder({modality: tokens.embed}, present)[modality]
+
     @torch.no_grad()
-    def features(self, batch: dict[str, torch.Tensor], modality: str) -> torch.Tensor:
-        """Mean-pooled encoder features of all tokens of one modality, unmasked: (B, D)."""
-        tokens = self.modalities[modality].tokenizer(batch[modality])
-        return self.encoder(tokens.embed).mean(dim=1)
+    def features(self, batch: dict, modality: str) -> torch.Tensor:
+        """Mean-pooled encoder features of one modality: (B, D)."""
+        return self.encode(batch, modality).mean(dim=1)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from mmmae.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from mmmae.config import OPERATIVE_CONFIG, config_difference
+from mmmae.data.validate import drop_non_finite
 from mmmae.eval.linear_probe import LinearProbe
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder, ModelOutput
@@ -36,13 +37,14 @@ def mask_seed(seed: int, micro_step: int) -> int:
     return int(np.random.SeedSequence([seed, micro_step]).generate_state(1)[0])
 
 
+@torch.no_grad()
 def check_inputs(model: MaskedAutoencoder, dataset: Dataset) -> None:
     """Fail before any work if a modality's input is missing or does not tokenize."""
     batch = default_collate([dataset[0]])
     for name, modality in model.modalities.items():
         if name not in batch:
             raise KeyError(f"modality {name!r} is not in the dataset's samples (keys: {sorted(batch)})")
-        modality.tokenizer.grid(batch[name].shape)
+        modality.tokenize(batch[name])
 
 
 def prepare_run_dir(run_dir: Path, resume: bool, config: str) -> Path | None:
@@ -185,6 +187,7 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
     """Optimizer steps from `step` to `steps`, checkpointing every save_every and at the end;
     resumes mid-epoch exactly (seeded data order, skipped batches, per-step mask seeds)."""
     accum = accelerator.gradient_accumulation_steps
+    modalities = list(accelerator.unwrap_model(net).modalities)
     micro = step * accum
     progress = tqdm(total=steps, initial=step, desc="pretrain", disable=not accelerator.is_local_main_process)
     window, tic = [], time.perf_counter()
@@ -196,7 +199,9 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
             with accelerator.accumulate(net):
                 rng = MaskRNG.seeded(mask_seed(seed, micro), accelerator.device, accelerator.process_index,
                                      accelerator.num_processes)
+                batch, dropped = drop_non_finite(batch, modalities)
                 out = net(batch, rng)
+                out.logs["non_finite_dropped"] = torch.tensor(float(dropped), device=out.loss.device)
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients and clip_grad:
                     accelerator.clip_grad_norm_(net.parameters(), clip_grad)

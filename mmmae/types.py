@@ -10,7 +10,7 @@ class Tokens:
     """One modality turned into tokens.
 
     embed:  (B, N, D) patch embeddings with positional (and modality) embedding added.
-    target: (B, N, P) reconstruction target per token, or None (text predicts ids).
+    target: (B, N, P) reconstruction target per token; (B, N) int64 ids for text.
     grid:   the token lattice, e.g. (T', H', W'); prod(grid) == N. The decoder builds its
             own positional table from it at its own width.
     valid:  (B, N) bool, False on padding, or None when nothing is padded.
@@ -45,3 +45,11 @@ class MaskPlan:
 def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Select tokens per sample: x (B, N, D), index (B, K) -> (B, K, D)."""
     return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def presence(batch: dict, modality: str, like: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: which samples have `modality` (batch[f"{modality}_present"]; all when absent)."""
+    key = f"{modality}_present"
+    if key in batch:
+        return batch[key].to(device=like.device, dtype=torch.bool)
+    return torch.ones(like.shape[0], dtype=torch.bool, device=like.device)

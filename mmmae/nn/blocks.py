@@ -5,11 +5,13 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from mmmae.nn.attention import attention
+from mmmae.nn.attention import attention, packed_attention
+from mmmae.nn.packing import Packing
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention: (B, N, D) -> (B, N, D)."""
+    """Multi-head self-attention: (B, N, D) -> (B, N, D), or packed (T, D) -> (T, D) within
+    the sequences of `packing`."""
 
     def __init__(self, dim: int, heads: int, qkv_bias: bool = True, backend: str = "auto"):
         super().__init__()
@@ -20,7 +22,10 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        if packing is not None:
+            q, k, v = rearrange(self.qkv(x), "t (three h d) -> three t h d", three=3, h=self.heads)
+            return self.proj(rearrange(packed_attention(q, k, v, packing, self.backend), "t h d -> t (h d)"))
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         out = attention(q, k, v, backend=self.backend)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
@@ -42,22 +47,22 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), packing)
         return x + self.mlp(self.norm2(x))
 
 
 class Transformer(nn.Module):
-    """A stack of blocks and a final LayerNorm: (B, N, D) -> (B, N, D)."""
+    """A stack of blocks and a final LayerNorm: (B, N, D) -> (B, N, D), or packed (T, D)."""
 
     def __init__(self, dim: int, depth: int, heads: int):
         super().__init__()
         self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
         for block in self.blocks:
-            x = block(x)
+            x = block(x, packing)
         return self.norm(x)
 
 

@@ -3,6 +3,7 @@
 import gin
 import torch
 
+from mmmae.objectives.presence import usable_samples
 from mmmae.types import gather_tokens
 
 
@@ -11,18 +12,22 @@ class Reconstruction:
     """MSE between a modality's predictions and its targets at plan.predict.
 
     Per-token mean over the P target values, then the mean over tokens weighted by
-    plan.loss_weight (sum(w * l) / sum(w)); a plain mean when loss_weight is None.
+    plan.loss_weight (sum(w * l) / sum(w)), over the samples that have the modality; samples
+    without it are skipped and counted (or an error with strict=True).
     """
 
-    def __init__(self, modality: str = gin.REQUIRED, weight: float = 1.0):
+    def __init__(self, modality: str = gin.REQUIRED, weight: float = 1.0, strict: bool = False):
         self.modality = modality
         self.weight = weight
+        self.strict = strict
         self.name = f"{modality}_reconstruction"
 
     def __call__(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = outputs[self.modality]
+        usable, logs = usable_samples(self.name, [self.modality], outputs, batch, self.strict)
         target = gather_tokens(out.tokens.target, out.plan.predict)
         per_token = (out.prediction.float() - target.float()).pow(2).mean(dim=-1)
-        weight = out.plan.loss_weight
-        loss = per_token.mean() if weight is None else (per_token * weight).sum() / weight.sum().clamp_min(1e-12)
-        return loss, {self.name: loss.detach()}
+        weight = torch.ones_like(per_token) if out.plan.loss_weight is None else out.plan.loss_weight.float()
+        weight = weight * usable[:, None]
+        loss = (per_token * weight).sum() / weight.sum().clamp_min(1e-12)
+        return loss, {self.name: loss.detach(), **logs}

@@ -1,5 +1,6 @@
-"""Reconstruction MSE over predicted tokens, honouring loss_weight."""
+"""Reconstruction MSE over predicted tokens, honouring loss_weight and missing samples."""
 
+import pytest
 import torch
 
 from mmmae.model import ModalityOutput
@@ -7,11 +8,12 @@ from mmmae.objectives.reconstruction import Reconstruction
 from mmmae.types import MaskPlan, Tokens
 
 
-def output(loss_weight=None) -> ModalityOutput:
+def output(loss_weight=None, present=(True, True)) -> ModalityOutput:
     target = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
     plan = MaskPlan(keep=torch.tensor([[0, 1], [0, 2]]), predict=torch.tensor([[2, 3], [1, 3]]), loss_weight=loss_weight)
     prediction = torch.zeros(2, 2, 3)
-    return ModalityOutput(Tokens(torch.zeros(2, 4, 1), target, (4,)), plan, torch.zeros(2, 2, 1), prediction)
+    return ModalityOutput(Tokens(torch.zeros(2, 4, 1), target, (4,)), plan, torch.zeros(2, 2, 1), prediction,
+                          torch.tensor(present))
 
 
 def per_token_mse():
@@ -31,3 +33,15 @@ def test_loss_weight_selects_and_weights_tokens():
     loss, _ = Reconstruction("video")({"video": output(weight)}, {})
     expected = (per_token_mse() * weight).sum() / weight.sum()
     assert torch.isclose(loss, expected)
+
+
+def test_absent_samples_are_skipped_and_counted():
+    loss, logs = Reconstruction("video")({"video": output(present=(False, True))}, {})
+    assert torch.isclose(loss, per_token_mse()[1].mean())
+    assert logs["video_reconstruction_skipped"] == 1
+
+
+def test_strict_names_the_missing_samples():
+    batch = {"index": torch.tensor([17, 4])}
+    with pytest.raises(ValueError, match=r"video_reconstruction: samples \[17\] lack"):
+        Reconstruction("video", strict=True)({"video": output(present=(False, True))}, batch)

@@ -1,0 +1,108 @@
+"""InfoNCE between two modalities' mean-pooled encodings, with negatives from every process."""
+
+import math
+from collections.abc import Sequence
+
+import gin
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.distributed.nn.functional import all_gather
+
+from mmmae.nn.heads import ProjectionHead
+from mmmae.objectives.presence import usable_samples
+
+MAX_LOGIT_SCALE = 100.0
+
+
+def gather_across_processes(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(B, ...) local -> ((W*B, ...) global in rank order, offset of the local rows).
+
+    Autograd-aware: the backward sends each process the gradient that every process's loss
+    put on its rows. Every process must call it (with equal B) on every step.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    return torch.cat(all_gather(x), dim=0), dist.get_rank() * x.shape[0]
+
+
+@gin.configurable(module="mmmae")
+class Contrastive(nn.Module):
+    """InfoNCE (CLIP / CAV-MAE) between pooled encodings of two modalities.
+
+    pooled_m = mean over tokens of outputs[m].encoded (B, K, D) -> head -> L2-normalise (B, E).
+    Rows: the local samples of the query modality; columns: the key modality of the global
+    batch (all-gathered with gradient). Local row i's positive is global column rank * B + i.
+    A sample missing either modality loses its row and its column; `strict` raises instead.
+    The loss is the mean over usable local rows; symmetric averages a->b and b->a.
+
+    CAV-MAE: projection=None, temperature=0.05, learnable_temperature=False, symmetric=False,
+    weight=0.01. The learnable temperature is CLIP's: a log logit scale, clamped at 100.
+    """
+
+    def __init__(self, modalities: Sequence[str] = gin.REQUIRED, in_dim: int = gin.REQUIRED, proj_dim: int = 128,
+                 projection: str | None = "linear", temperature: float = 0.07, learnable_temperature: bool = True,
+                 symmetric: bool = True, weight: float = 1.0, strict: bool = False):
+        super().__init__()
+        modalities = tuple(modalities)
+        if len(modalities) != 2 or modalities[0] == modalities[1]:
+            raise ValueError(f"Contrastive.modalities must be two different modalities, got {modalities}")
+        if not temperature > 0:
+            raise ValueError(f"Contrastive.temperature must be positive, got {temperature}")
+        if not 1 / temperature <= MAX_LOGIT_SCALE:
+            raise ValueError(f"Contrastive.temperature must be at least {1 / MAX_LOGIT_SCALE:g} (the logit scale "
+                             f"is clamped at {MAX_LOGIT_SCALE:g}), got {temperature}")
+        self.modalities = modalities
+        self.name = f"contrastive_{modalities[0]}_{modalities[1]}"
+        self.symmetric = symmetric
+        self.weight = weight
+        self.strict = strict
+        self.heads = nn.ModuleDict({
+            m: ProjectionHead(in_dim, proj_dim, kind=projection) if projection else nn.Identity() for m in modalities
+        })
+        log_logit_scale = torch.tensor(math.log(1 / temperature))
+        if learnable_temperature:
+            self.log_logit_scale = nn.Parameter(log_logit_scale)
+        else:  # a buffer follows the model's device; not saved, the gin config rebuilds it
+            self.register_buffer("log_logit_scale", log_logit_scale, persistent=False)
+
+    def logit_scale(self) -> torch.Tensor:
+        """1 / temperature, a scalar tensor, at most 100."""
+        return self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    def embed(self, modality: str, encoded: torch.Tensor) -> torch.Tensor:
+        """Encoder output (B, K, D) -> L2-normalised embedding (B, proj_dim), or (B, D) without a head."""
+        return F.normalize(self.heads[modality](encoded.mean(dim=1)).float(), dim=-1)
+
+    def forward(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        a, b = self.modalities
+        usable, skipped = usable_samples(self.name, self.modalities, outputs, batch, self.strict)  # (B,)
+        za, zb = self.embed(a, outputs[a].encoded), self.embed(b, outputs[b].encoded)  # (B, E) float32
+        # Every process gathers, whatever its own batch holds: the collectives must match.
+        zb_all, offset = gather_across_processes(zb)
+        usable_all, _ = gather_across_processes(usable.long())
+        target = offset + torch.arange(za.shape[0], device=za.device)
+        ce_target = target.masked_fill(~usable, -100)  # cross_entropy's ignore_index: dropped rows add 0
+        row_weight = usable.float() / usable.sum().clamp_min(1)
+        scale = self.logit_scale()
+
+        def directed(query: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.autocast(query.device.type, enabled=False):  # logits up to 100 need float32
+                logits = scale.float() * query @ keys.T  # (B, W*B)
+            # A finite fill, not -inf: a dropped row whose columns are all dropped stays finite (no NaN).
+            logits = logits.masked_fill(~usable_all.bool()[None], torch.finfo(logits.dtype).min)
+            return (F.cross_entropy(logits, ce_target, reduction="none") * row_weight).sum(), logits
+
+        loss, logits = directed(za, zb_all)
+        if self.symmetric:
+            loss = (loss + directed(zb, gather_across_processes(za)[0])[0]) / 2
+        correct = (logits.argmax(dim=-1) == target).float()
+        logs = {
+            self.name: loss.detach(),
+            f"{self.name}_accuracy": (correct * row_weight).sum().detach(),
+            f"{self.name}_temperature": (1 / scale).detach(),
+            **skipped,
+        }
+        return loss, logs
+
