@@ -9,7 +9,7 @@ from torch import nn
 
 from mmmae.masking.rng import MaskRNG
 from mmmae.nn.blocks import init_weights
-from mmmae.types import MaskPlan, Tokens, gather_tokens, presence
+from mmmae.types import MaskPlan, Tokens, gather_tokens, mean_tokens, presence
 
 
 @gin.configurable(module="mmmae")
@@ -47,6 +47,7 @@ class ModalityOutput:
     encoded: torch.Tensor  # (B, K, D) at plan.keep
     prediction: torch.Tensor | None  # (B, Q, P) at plan.predict
     present: torch.Tensor  # (B,) bool
+    mask: torch.Tensor | None = None  # (B, K) bool: encoded tokens that are not padding; None: all
 
 
 @dataclass
@@ -79,13 +80,15 @@ class MaskedAutoencoder(nn.Module):
         tokens = {m: modality.tokenize(batch[m]) for m, modality in self.modalities.items()}
         plans = {m: modality.masker(tokens[m], batch, rng) for m, modality in self.modalities.items()}
         present = {m: presence(batch, m, tokens[m].embed) for m in tokens}
-        encoded = self.encoder({m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens}, present)
+        valid = {m: None if t.valid is None else torch.gather(t.valid, 1, plans[m].keep) for m, t in tokens.items()}
+        encoded = self.encoder({m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens}, present, valid)
         if self.decoder is not None:
             predictions = self.decoder(encoded, tokens, plans, present)
         else:
             predictions = {m: modality.decoder(encoded[m], tokens[m].grid, plans[m])
                            for m, modality in self.modalities.items() if modality.decoder is not None}
-        outputs = {m: ModalityOutput(tokens[m], plans[m], encoded[m], predictions.get(m), present[m]) for m in tokens}
+        outputs = {m: ModalityOutput(tokens[m], plans[m], encoded[m], predictions.get(m), present[m], valid[m])
+                   for m in tokens}
         loss, logs = 0.0, {}
         for objective in self.losses:
             value, objective_logs = objective(outputs, batch)
@@ -94,13 +97,14 @@ class MaskedAutoencoder(nn.Module):
         logs["loss"] = loss.detach()
         return ModelOutput(loss, logs, outputs)
 
-    def encode(self, batch: dict, modality: str) -> torch.Tensor:
-        """Encoder output for all tokens of one modality, unmasked and alone: (B, N, D)."""
+    def encode(self, batch: dict, modality: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """All tokens of one modality, unmasked, encoded alone: ((B, N, D), valid (B, N) bool or None)."""
         tokens = self.modalities[modality].tokenize(batch[modality])
         present = {modality: torch.ones(tokens.embed.shape[0], dtype=torch.bool)}
-        return self.encoder({modality: tokens.embed}, present)[modality]
+        encoded = self.encoder({modality: tokens.embed}, present, {modality: tokens.valid})[modality]
+        return encoded, tokens.valid
 
     @torch.no_grad()
     def features(self, batch: dict, modality: str) -> torch.Tensor:
-        """Mean-pooled encoder features of one modality: (B, D)."""
-        return self.encode(batch, modality).mean(dim=1)
+        """Encoder features of one modality, mean-pooled over its non-padding tokens: (B, D)."""
+        return mean_tokens(*self.encode(batch, modality))

@@ -85,7 +85,7 @@ def save_figures(model: MaskedAutoencoder, batch: dict, out: ModelOutput, run_di
     """A reconstruction PNG of the first sample for every decoded video-like modality."""
     for name, output in out.outputs.items():
         tokenizer = model.modalities[name].tokenizer
-        if output.prediction is None or batch[name].ndim != 5:
+        if output.prediction is None or not isinstance(batch[name], torch.Tensor) or batch[name].ndim != 5:
             continue
         masked, recon = reconstruction_panels(batch[name][0], output.prediction[0].detach(), output.plan.predict[0],
                                               output.tokens.grid, tokenizer.kernel, tokenizer.norm_target)

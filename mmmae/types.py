@@ -53,3 +53,11 @@ def presence(batch: dict, modality: str, like: torch.Tensor) -> torch.Tensor:
     if key in batch:
         return batch[key].to(device=like.device, dtype=torch.bool)
     return torch.ones(like.shape[0], dtype=torch.bool, device=like.device)
+
+
+def mean_tokens(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over tokens: x (B, N, D), mask (B, N) bool or None (all) -> (B, D)."""
+    if mask is None:
+        return x.mean(dim=1)
+    weight = mask.to(x.dtype)[..., None]
+    return (x * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1.0)

@@ -1,5 +1,8 @@
 """The composed model: shapes, the encoder sees only visible tokens, features."""
 
+from pathlib import Path
+
+import pytest
 import torch
 from torch.utils.data import default_collate
 
@@ -49,3 +52,53 @@ def test_features_pool_all_tokens():
     features = model.features(batch, "video")
     assert features.shape == (4, 32)
     assert not torch.allclose(features[0], features[1])
+
+
+MICRO_OVERRIDES = str(Path(__file__).parent / "fixtures" / "micro_overrides.gin")
+
+
+def multimodal_model_and_batch(**dataset_args):
+    parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES])
+    torch.manual_seed(0)
+    model = MaskedAutoencoder()
+    data = MovingDigits(split="train", num_samples=8, frames=4, size=16, digit_size=8,
+                        modalities=("video", "audio", "imu", "text"), **dataset_args)
+    return model, default_collate([data[i] for i in range(4)])
+
+
+def test_multimodal_forward_logs_every_objective():
+    model, batch = multimodal_model_and_batch()
+    out = model(batch, MaskRNG.seeded(0))
+    assert set(out.outputs) == {"video", "audio", "imu", "text"}
+    for name in ("video_reconstruction", "audio_reconstruction", "imu_reconstruction", "text_mlm",
+                 "contrastive_video_audio", "contrastive_video_imu", "contrastive_video_text"):
+        assert torch.isfinite(out.logs[name]), name
+    out.loss.backward()
+    assert model.modalities["imu"].tokenizer.device_embed["center"].grad is not None
+
+
+def test_missing_modalities_are_skipped_and_counted():
+    model, batch = multimodal_model_and_batch()
+    batch["audio_present"] = torch.tensor([True, False, True, False])
+    out = model(batch, MaskRNG.seeded(0))
+    assert out.logs["audio_reconstruction_skipped"] == 2
+    assert out.logs["contrastive_video_audio_skipped"] == 2
+    assert out.logs["video_reconstruction_skipped"] == 0
+    assert not out.outputs["audio"].encoded[1].any()
+
+
+def test_text_padding_takes_no_part_in_encoding():
+    model, batch = multimodal_model_and_batch()
+    ids = batch["text"]
+    length = int((ids != 0).sum(dim=1).max())
+    assert length < ids.shape[1], "captions must be padded for this test to mean anything"
+    full = model.features({"text": ids}, "text")
+    cut = model.features({"text": ids[:, :length]}, "text")
+    assert torch.allclose(full, cut, atol=1e-5)
+
+
+def test_shape_mismatch_names_the_modality():
+    model, batch = multimodal_model_and_batch()
+    batch["audio"] = batch["audio"][:, None]
+    with pytest.raises(ValueError, match="modality 'audio'"):
+        model(batch, MaskRNG.seeded(0))

@@ -4,7 +4,7 @@ import gin
 import torch
 from torch import nn
 
-from mmmae.nn.packing import PackedLayout
+from mmmae.nn.packing import PackedLayout, token_masks
 from mmmae.nn.shared_decoder import FusedDecoder
 from mmmae.types import MaskPlan, Tokens
 
@@ -27,8 +27,8 @@ class JointDecoder(FusedDecoder):
 
     def _decode(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         first = next(iter(parts.values()))
-        layout = PackedLayout({m: x.shape[1] for m, x in parts.items()}, present, first.device)
-        return layout.unpack(self.transformer(layout.pack(parts), layout.joint), first.shape[0])
+        layout = PackedLayout(token_masks(parts, present), first.device)
+        return layout.unpack(self.transformer(layout.pack(parts), layout.joint), {m: p.shape[:2] for m, p in parts.items()})
 
     def forward(self, encoded: dict[str, torch.Tensor], tokens: dict[str, Tokens], plans: dict[str, MaskPlan],
                 present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Packed token layouts: several modalities and samples back to back in one (T, D) tensor.
 
-Tokens are laid out sample-major: sample 0's modalities in order, then sample 1's, ... and a
-modality a sample lacks takes no room. Attention runs within sequences; two groupings of the
+Tokens are laid out sample-major: sample 0's modalities in order, then sample 1's, ...; a
+modality a sample lacks, and padding, take no room. Attention runs within sequences; two groupings of the
 same layout are built: ``separate`` (one sequence per sample and modality) and ``joint`` (one
 sequence per sample, all its modalities together).
 """
@@ -34,37 +34,46 @@ class Packing:
 class PackedLayout:
     """Where each modality's tokens sit in the packed tensor.
 
-    parts: {modality: (B, L_m, D)}; present: {modality: (B,) bool}. `index[m]` holds the
-    packed positions (B_m, L_m) of the B_m samples that have modality m.
+    masks: {modality: (B, L_m) bool}, True for the tokens that take part (False for padding
+    and for every token of a sample that lacks the modality). `index[m]` (B, L_m) holds each
+    token's packed position (meaningful where the mask is True).
     """
 
-    def __init__(self, lengths: dict[str, int], present: dict[str, torch.Tensor], device: torch.device):
-        self.names = list(lengths)
-        self.lengths = lengths
-        self.present = {m: present[m].to("cpu", torch.bool) for m in self.names}
-        counts = torch.stack([self.present[m].long() * lengths[m] for m in self.names], dim=1)  # (B, M)
+    def __init__(self, masks: dict[str, torch.Tensor], device: torch.device):
+        self.names = list(masks)
+        self.masks = {m: mask.to("cpu", torch.bool) for m, mask in masks.items()}
+        counts = torch.stack([self.masks[m].sum(dim=1) for m in self.names], dim=1)  # (B, M)
         flat = counts.flatten()
         starts = (torch.cumsum(flat, 0) - flat).view_as(counts)
-        self.index = {}
+        self.index, self.where = {}, {}
         for j, m in enumerate(self.names):
-            rows = self.present[m].nonzero().flatten()
-            self.index[m] = (starts[rows, j, None] + torch.arange(lengths[m])).to(device)
-        self.rows = {m: self.present[m].nonzero().flatten().to(device) for m in self.names}
+            rank = torch.cumsum(self.masks[m].long(), dim=1) - 1
+            self.index[m] = (starts[:, j, None] + rank)[self.masks[m]].to(device)
+            self.where[m] = tuple(i.to(device) for i in self.masks[m].nonzero(as_tuple=True))
         self.separate = Packing(flat.tolist(), device)
         self.joint = Packing(counts.sum(dim=1).tolist(), device)
 
     def pack(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
-        """{m: (B, L_m, D)} -> (T, D) in sample-major order, absent (sample, modality) pairs dropped."""
+        """{m: (B, L_m, D)} -> (T, D) in sample-major order, masked-out tokens dropped."""
         first = parts[self.names[0]]
         out = first.new_zeros(self.separate.total, first.shape[-1])
         for m in self.names:
-            out = out.index_put((self.index[m].flatten(),), parts[m][self.rows[m]].flatten(0, 1))
+            out = out.index_put((self.index[m],), parts[m][self.where[m]])
         return out
 
-    def unpack(self, x: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
-        """(T, D) -> {m: (B, L_m, D)}, zeros for samples that lack m."""
-        out = {}
-        for m in self.names:
-            full = x.new_zeros(batch, self.lengths[m], x.shape[-1])
-            out[m] = full.index_put((self.rows[m],), x[self.index[m]])
-        return out
+    def unpack(self, x: torch.Tensor, shapes: dict[str, tuple[int, int]]) -> dict[str, torch.Tensor]:
+        """(T, D) -> {m: (B, L_m, D)} with zeros at masked-out tokens."""
+        return {m: x.new_zeros(*shapes[m], x.shape[-1]).index_put(self.where[m], x[self.index[m]])
+                for m in self.names}
+
+
+def token_masks(parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                valid: dict[str, torch.Tensor | None] | None = None) -> dict[str, torch.Tensor]:
+    """{m: (B, L_m) bool}: tokens of samples that have m, and that are not padding."""
+    masks = {}
+    for m, x in parts.items():
+        mask = present[m].to(torch.bool)[:, None].expand(x.shape[0], x.shape[1])
+        if valid is not None and valid.get(m) is not None:
+            mask = mask & valid[m].to(mask.device)
+        masks[m] = mask
+    return masks

@@ -12,6 +12,7 @@ from torch.distributed.nn.functional import all_gather
 
 from mmmae.nn.heads import ProjectionHead
 from mmmae.objectives.presence import usable_samples
+from mmmae.types import mean_tokens
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -31,7 +32,7 @@ def gather_across_processes(x: torch.Tensor) -> tuple[torch.Tensor, int]:
 class Contrastive(nn.Module):
     """InfoNCE (CLIP / CAV-MAE) between pooled encodings of two modalities.
 
-    pooled_m = mean over tokens of outputs[m].encoded (B, K, D) -> head -> L2-normalise (B, E).
+    pooled_m = mean of outputs[m].encoded (B, K, D) over its non-padding tokens -> head -> L2-normalise (B, E).
     Rows: the local samples of the query modality; columns: the key modality of the global
     batch (all-gathered with gradient). Local row i's positive is global column rank * B + i.
     A sample missing either modality loses its row and its column; `strict` raises instead.
@@ -71,14 +72,15 @@ class Contrastive(nn.Module):
         """1 / temperature, a scalar tensor, at most 100."""
         return self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
-    def embed(self, modality: str, encoded: torch.Tensor) -> torch.Tensor:
-        """Encoder output (B, K, D) -> L2-normalised embedding (B, proj_dim), or (B, D) without a head."""
-        return F.normalize(self.heads[modality](encoded.mean(dim=1)).float(), dim=-1)
+    def embed(self, modality: str, encoded: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder output (B, K, D), mean-pooled over the tokens where mask (B, K) is True (all if
+        None) -> L2-normalised embedding (B, proj_dim), or (B, D) without a head."""
+        return F.normalize(self.heads[modality](mean_tokens(encoded, mask)).float(), dim=-1)
 
     def forward(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         a, b = self.modalities
         usable, skipped = usable_samples(self.name, self.modalities, outputs, batch, self.strict)  # (B,)
-        za, zb = self.embed(a, outputs[a].encoded), self.embed(b, outputs[b].encoded)  # (B, E) float32
+        za, zb = (self.embed(m, outputs[m].encoded, outputs[m].mask) for m in (a, b))  # (B, E) float32
         # Every process gathers, whatever its own batch holds: the collectives must match.
         zb_all, offset = gather_across_processes(zb)
         usable_all, _ = gather_across_processes(usable.long())

@@ -58,8 +58,9 @@ def test_joint_fusion_ignores_an_absent_modality():
                                                    {"video": torch.ones(1, dtype=torch.bool)})["video"][0])
 
 
-def test_specific_layers_have_weights_per_modality():
-    enc = encoder(specific_layers=2)
+@pytest.mark.parametrize("kwargs", [dict(specific_layers=2), dict(shared_layers=1)])
+def test_specific_layers_have_weights_per_modality(kwargs):
+    enc = encoder(**kwargs)
     assert len(enc.blocks) == 1 and set(enc.specific) == {"video", "audio"}
     assert enc.specific["video"][0].attn.qkv.weight is not enc.specific["audio"][0].attn.qkv.weight
 
@@ -69,6 +70,8 @@ def test_specific_layers_have_weights_per_modality():
     (dict(fusion="mid", fusion_layers=0), "fusion_layers"),
     (dict(fusion="mid", fusion_layers=2, specific_layers=2), "fusion_layers"),
     (dict(specific_layers=4), "specific_layers"),
+    (dict(shared_layers=4), "shared_layers"),
+    (dict(shared_layers=1, specific_layers=1), "shared_layers"),
 ])
 def test_bad_fusion_settings_name_the_binding(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -36,7 +36,7 @@ def loss_and_grads(objective: Contrastive, encoded: dict, present: dict) -> dict
     """Forward and backward on the given rows; the loss, input gradients and parameter gradients."""
     objective.zero_grad()
     leaves = {m: x.clone().requires_grad_() for m, x in encoded.items()}
-    outputs = {m: SimpleNamespace(encoded=leaves[m], present=present[m]) for m in leaves}
+    outputs = {m: SimpleNamespace(encoded=leaves[m], present=present[m], mask=None) for m in leaves}
     loss, _ = objective(outputs, {"index": torch.arange(len(present["video"]))})
     loss.backward()
     result = {"loss": loss.detach()}

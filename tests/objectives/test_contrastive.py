@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def outputs(encoded: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> dict:
     """Stand-ins for ModalityOutput: the objective reads .encoded (B, K, D) and .present (B,)."""
     present = present or {}
-    return {m: SimpleNamespace(encoded=x, present=present.get(m, torch.ones(len(x), dtype=torch.bool)))
+    return {m: SimpleNamespace(encoded=x, present=present.get(m, torch.ones(len(x), dtype=torch.bool)), mask=None)
             for m, x in encoded.items()}
 
 
