@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmmae.data.captions import DIGIT_WORDS
 from mmmae.data.moving_digits import (
     DIRECTION_VECTORS,
     NUM_DIRECTIONS,
@@ -30,6 +31,8 @@ def test_shapes_dtypes_and_range(dataset):
         "digit_mask": ((8, 32, 32), torch.bool),
         "position": ((8, 2), torch.float32),
         "index": ((), torch.int64),
+        "speed": ((), torch.float32),
+        "video_present": ((), torch.bool),
     }
     assert set(sample) == set(expected)
     for key, (shape, dtype) in expected.items():
@@ -121,10 +124,12 @@ def test_direction_matches_displacement_sign(dataset):
 
 
 def test_speed_within_bounds(dataset):
+    t = np.arange(800) / 800  # one surge period (the clip: 8 frames at 8 fps)
     for index in range(50):
         event = dataset.event(index)
         assert dataset.min_speed <= event.speed <= dataset.max_speed
         assert np.hypot(*event.velocity) == pytest.approx(event.speed)
+        assert event.path(t)[1].mean() / event.fps == pytest.approx(event.speed)  # the mean speed
 
 
 @pytest.mark.parametrize("size", [32, 16, 12])
@@ -173,6 +178,17 @@ def test_background_is_static_off_digit(dataset):
         ({"min_speed": 0.0}, "min_speed"),
         ({"min_speed": 3.0, "max_speed": 2.0}, "max_speed"),
         ({"seed": -1}, "seed"),
+        ({"fps": 0.0}, "fps"),
+        ({"surge": 1.0}, "surge"),
+        ({"sway": -0.1}, "sway"),
+        ({"imu_noise": -1.0}, "imu_noise"),
+        ({"sample_rate": 0}, "sample_rate"),
+        ({"text_length": 0}, "text_length"),
+        ({"modalities": ("video", "smell")}, "modalities"),
+        ({"modalities": ()}, "modalities"),
+        ({"missing": {"audio": 0.5}}, "missing"),
+        ({"modalities": ("audio",), "missing": {"audio": 1.5}}, "missing"),
+        ({"modalities": ("imu",), "frames": 8, "fps": 3.0}, "top_left"),
     ],
 )
 def test_bad_arguments_raise(kwargs, name):
@@ -191,3 +207,112 @@ def test_gin_configurable():
         assert MovingDigits()[0]["video"].shape == (3, 4, 24, 24)
     finally:
         gin.clear_config()
+
+
+ALL = ("video", "audio", "imu", "text")
+QUICKSTART = dict(num_samples=64, frames=8, size=16, digit_size=12, min_speed=0.25, max_speed=0.5)
+
+
+@pytest.fixture(scope="module")
+def multimodal() -> MovingDigits:
+    """The quickstart geometry with every modality: 1 s clips."""
+    return MovingDigits(**QUICKSTART, modalities=ALL)
+
+
+def test_positions_follow_the_surged_path():
+    data = MovingDigits(frames=8, surge=0.4)
+    k = np.arange(8)
+    for index in range(20):
+        event = data.event(index)
+        distance = event.speed * (k + 0.4 * 8 / (2 * np.pi) * np.sin(2 * np.pi * k / 8))  # pixels
+        expected = np.rint(np.asarray(event.start) + distance[:, None] * DIRECTION_VECTORS[event.direction])
+        np.testing.assert_array_equal(data[index]["position"].numpy(), expected)
+    steps = np.diff(data.event(0).path(np.arange(9) / 8.0)[0])
+    assert (np.diff(steps[:4]) < 0).all() and (np.diff(steps[4:]) > 0).all()  # slows down, then speeds up
+
+
+def test_fps_sets_the_duration_not_the_pixels():
+    slow, fast = (MovingDigits(modalities=ALL, fps=fps) for fps in (4.0, 16.0))
+    a, b = slow[2], fast[2]
+    assert torch.equal(a["video"], b["video"]) and torch.equal(a["flow"], b["flow"])
+    assert a["audio"].shape == (32000,) and b["audio"].shape == (8000,)
+    assert a["imu"]["center"].shape == (128, 6) and b["imu"]["center"].shape == (32, 6)
+    assert slow.event(2).surge_period == 2.0 and fast.event(2).surge_period == 0.5
+
+
+def test_sway_set_by_class():
+    data = MovingDigits(sway=0.3)
+    for index in range(20):
+        event = data.event(index)
+        assert event.sway_frequency == pytest.approx(0.5 + 0.15 * event.label)
+        assert event.sway_amplitude == 0.3
+
+
+def test_all_modalities_shapes_and_dtypes(multimodal):
+    sample = multimodal[5]
+    assert sample["video"].shape == (3, 8, 16, 16) and sample["video"].dtype == torch.float32
+    assert sample["audio"].shape == (16000,) and sample["audio"].dtype == torch.float32
+    assert -1 <= sample["audio"].min() and sample["audio"].max() <= 1
+    assert {name: tuple(x.shape) for name, x in sample["imu"].items()} == {
+        "top_left": (32, 6), "top_right": (32, 6), "bottom": (16, 6), "center": (64, 6)
+    }
+    assert all(x.dtype == torch.float32 for x in sample["imu"].values())
+    assert sample["text"].shape == (48,) and sample["text"].dtype == torch.int64
+    assert isinstance(sample["caption"], str) and sample["caption"].split()[1] in DIGIT_WORDS
+    for modality in ALL:
+        assert sample[f"{modality}_present"].dtype == torch.bool and bool(sample[f"{modality}_present"])
+    assert sample["speed"] == pytest.approx(multimodal.event(5).speed)
+    assert {"label", "direction", "flow", "digit_mask", "position", "index"} <= set(sample)
+    assert "audio" not in MovingDigits()[0]
+
+
+def test_all_modalities_deterministic(multimodal):
+    first = multimodal[9]
+    again = MovingDigits(**QUICKSTART, modalities=ALL)[9]
+    for key in ("video", "audio", "text", "label"):
+        assert torch.equal(first[key], again[key]), key
+    assert all(torch.equal(first["imu"][name], again["imu"][name]) for name in first["imu"])
+    assert first["caption"] == again["caption"]
+    assert not torch.equal(first["audio"], multimodal[10]["audio"])
+
+
+def test_missing_rate_and_blanks():
+    missing = {"audio": 0.3, "imu": 0.5, "text": 1.0}
+    data = MovingDigits(num_samples=600, frames=8, size=16, modalities=ALL, missing=missing)
+    presence = [data.presence(i) for i in range(600)]
+    assert all(p["video"] for p in presence) and not any(p["text"] for p in presence)
+    assert np.mean([p["audio"] for p in presence]) == pytest.approx(0.7, abs=0.06)
+    assert np.mean([p["imu"] for p in presence]) == pytest.approx(0.5, abs=0.06)
+    # each modality's draw is the sample's own: the same whatever else is requested or missing
+    alone = MovingDigits(num_samples=600, frames=8, size=16, modalities=("audio",), missing={"audio": 0.3})
+    assert [alone.presence(i)["audio"] for i in range(600)] == [p["audio"] for p in presence]
+    absent = next(i for i, p in enumerate(presence) if not p["audio"] and not p["imu"])
+    sample = data[absent]
+    assert not sample["audio_present"] and not sample["imu_present"] and not sample["text_present"]
+    assert sample["audio"].shape == (16000,) and not sample["audio"].any()
+    assert all(x.shape == data[0]["imu"][name].shape and not x.any() for name, x in sample["imu"].items())
+    assert (sample["text"] == data.tokenizer.pad_token_id).all() and sample["caption"] == ""
+    assert sample["video_present"] and sample["video"].any()
+    present = next(i for i, p in enumerate(presence) if p["audio"])
+    assert data[present]["audio_present"] and data[present]["audio"].any()
+
+
+def test_missing_video_keeps_side_channels():
+    data = MovingDigits(num_samples=4, frames=4, size=16, missing={"video": 1.0})
+    sample = data[0]
+    assert not sample["video_present"] and not sample["video"].any() and sample["video"].shape == (3, 4, 16, 16)
+    assert sample["digit_mask"].any()
+
+
+def test_dataloader_collates_imu_dict_and_strings(multimodal):
+    loader = torch.utils.data.DataLoader(multimodal, batch_size=4, num_workers=2)
+    batch = next(iter(loader))
+    assert batch["video"].shape == (4, 3, 8, 16, 16) and batch["audio"].shape == (4, 16000)
+    assert set(batch["imu"]) == set(multimodal.imu_rates) and batch["imu"]["center"].shape == (4, 64, 6)
+    assert batch["text"].shape == (4, 48) and batch["audio_present"].shape == (4,)
+    assert isinstance(batch["caption"], list) and len(batch["caption"]) == 4
+    for i in range(4):
+        direct = multimodal[i]
+        assert batch["caption"][i] == direct["caption"]
+        assert torch.equal(batch["imu"]["bottom"][i], direct["imu"]["bottom"])
+        assert torch.equal(batch["audio"][i], direct["audio"]) and torch.equal(batch["text"][i], direct["text"])

@@ -1,0 +1,38 @@
+"""Captions of MovingDigits events: "a seven moves quickly to the upper left"."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmmae.data.moving_digits import DigitEvent
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SPEED_WORDS = ("slowly", "steadily", "quickly")
+# One phrase per direction class (0 right, counter-clockwise on screen).
+DIRECTION_PHRASES = (
+    "to the right",
+    "to the upper right",
+    "up",
+    "to the upper left",
+    "to the left",
+    "to the lower left",
+    "down",
+    "to the lower right",
+)
+
+
+def speed_word(speed: float, min_speed: float, max_speed: float) -> str:
+    """'slowly', 'steadily' or 'quickly' by thirds of [min_speed, max_speed] (clamped; 'steadily' if equal)."""
+    if max_speed <= min_speed:
+        return SPEED_WORDS[1]
+    third = int(3 * (speed - min_speed) / (max_speed - min_speed))
+    return SPEED_WORDS[min(max(third, 0), 2)]
+
+
+def caption(event: DigitEvent, *, min_speed: float, max_speed: float) -> str:
+    """'<a|an> <digit> moves <speed word> <direction phrase>' for ``event``'s class, mean speed and direction."""
+    digit = DIGIT_WORDS[event.label]
+    article = "an" if digit == "eight" else "a"  # the only digit word with a vowel sound ("a one")
+    speed = speed_word(event.speed, min_speed, max_speed)
+    return f"{article} {digit} moves {speed} {DIRECTION_PHRASES[event.direction]}"
