@@ -3,30 +3,30 @@
 import torch
 
 
-def check_ratio(owner: str, ratio: float) -> float:
-    """A masking ratio strictly inside (0, 1), else a ValueError naming the binding."""
+def check_ratio(owner: str, ratio: float, binding: str = "ratio") -> float:
+    """A masking ratio strictly inside (0, 1), else a ValueError naming the binding `owner.binding`."""
     if not 0.0 < ratio < 1.0:
-        raise ValueError(f"{owner}.ratio = {ratio}: a masking ratio must lie strictly between 0 and 1")
+        raise ValueError(f"{owner}.{binding} = {ratio}: a masking ratio must lie strictly between 0 and 1")
     return ratio
 
 
-def _checked_keep(owner: str, ratio: float, total: int, keep: int) -> int:
+def _checked_keep(owner: str, ratio: float, total: int, keep: int, binding: str, units: str) -> int:
     if not 0 < keep < total:
         raise ValueError(
-            f"{owner}.ratio = {ratio} masks {total - keep} of {total} units: "
+            f"{owner}.{binding} = {ratio} masks {total - keep} of {total} {units}: "
             "at least one must stay visible and one must be masked"
         )
     return keep
 
 
-def keep_after_masking(owner: str, ratio: float, total: int) -> int:
+def keep_after_masking(owner: str, ratio: float, total: int, binding: str = "ratio", units: str = "units") -> int:
     """VideoMAE's count: total - int(ratio * total) units stay visible (tube: 20 of 196 at 0.9)."""
-    return _checked_keep(owner, ratio, total, total - int(ratio * total))
+    return _checked_keep(owner, ratio, total, total - int(ratio * total), binding, units)
 
 
-def keep_of_remainder(owner: str, ratio: float, total: int) -> int:
+def keep_of_remainder(owner: str, ratio: float, total: int, binding: str = "ratio", units: str = "units") -> int:
     """MAE's count: int(total * (1 - ratio)) units stay visible (156 of 1568 at 0.9)."""
-    return _checked_keep(owner, ratio, total, int(total * (1 - ratio)))
+    return _checked_keep(owner, ratio, total, int(total * (1 - ratio)), binding, units)
 
 
 def split_by_noise(noise: torch.Tensor, num_keep: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ masking of spectrograms (AudioMAE pretraining, CAV-MAE) is RandomMasking.
 import gin
 import torch
 
-from mmmae.masking.base import check_ratio, keep_after_masking, lift, split_by_noise, tile_over_time
+from mmmae.masking.base import check_ratio, keep_after_masking, keep_of_remainder, lift, split_by_noise, tile_over_time
 from mmmae.masking.rng import MaskRNG
 from mmmae.types import MaskPlan, Tokens
 
@@ -47,17 +47,6 @@ class FrequencyMasking:
         return MaskPlan(keep=tile_over_time(keep, steps, bands), predict=tile_over_time(predict, steps, bands))
 
 
-def _kept_units(binding: str, ratio: float, total: int, axis: str) -> int:
-    """AudioMAE's count int(total * (1 - ratio)), with at least one unit kept and one hidden."""
-    keep = int(total * (1 - ratio))
-    if not 0 < keep < total:
-        raise ValueError(
-            f"TimeFrequencyMasking.{binding} = {ratio} masks {total - keep} of {total} {axis}: "
-            "at least one must stay visible and one must be masked"
-        )
-    return keep
-
-
 @gin.configurable(module="mmmae")
 class TimeFrequencyMasking:
     """AudioMAE's 2-D masking (`random_masking_2d`): hide time steps and frequency bands.
@@ -69,19 +58,14 @@ class TimeFrequencyMasking:
     """
 
     def __init__(self, time_ratio: float = 0.2, freq_ratio: float = 0.2):
-        for binding, ratio in (("time_ratio", time_ratio), ("freq_ratio", freq_ratio)):
-            if not 0.0 < ratio < 1.0:
-                raise ValueError(
-                    f"TimeFrequencyMasking.{binding} = {ratio}: a masking ratio must lie strictly between 0 and 1"
-                )
-        self.time_ratio = time_ratio
-        self.freq_ratio = freq_ratio
+        self.time_ratio = check_ratio("TimeFrequencyMasking", time_ratio, "time_ratio")
+        self.freq_ratio = check_ratio("TimeFrequencyMasking", freq_ratio, "freq_ratio")
 
     def __call__(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan:
         steps, bands = time_freq_grid("TimeFrequencyMasking", tokens)
         batch_size = tokens.embed.shape[0]
-        keep_steps = _kept_units("time_ratio", self.time_ratio, steps, "time steps")
-        keep_bands = _kept_units("freq_ratio", self.freq_ratio, bands, "frequency bands")
+        keep_steps = keep_of_remainder("TimeFrequencyMasking", self.time_ratio, steps, "time_ratio", "time steps")
+        keep_bands = keep_of_remainder("TimeFrequencyMasking", self.freq_ratio, bands, "freq_ratio", "frequency bands")
         steps_kept, _ = split_by_noise(rng.rand(batch_size, steps), keep_steps)
         bands_kept, _ = split_by_noise(rng.rand(batch_size, bands), keep_bands)
         keep = (steps_kept[:, :, None] * bands + bands_kept[:, None, :]).flatten(1)
