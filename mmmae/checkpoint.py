@@ -15,6 +15,8 @@ from accelerate import Accelerator
 
 TRAINER_STATE = "trainer_state.json"
 
+MODEL_FILE = "model.safetensors"  # the final weights of a run, next to its config.gin
+
 
 def checkpoints_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"

@@ -21,12 +21,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gin_flags(train, required=True)
     train.add_argument("--output_dir", required=True, help="run directory (checkpoints, logs, figures, weights)")
     train.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    evaluate = commands.add_parser("eval", help="linear probe of a run's encoder on frozen features")
+    evaluate = commands.add_parser("eval", help="a run's linear probes and cross-modal retrievals on frozen features")
     evaluate.add_argument("--run_dir", required=True, help="a run directory written by `mmmae train`")
     _add_gin_flags(evaluate, required=False)
     evaluate.add_argument("--random_init", action="store_true",
-                          help="also probe the same architecture freshly initialised, for comparison")
+                          help="also evaluate the same architecture freshly initialised, for comparison")
     return parser
+
+
+def probe_lines(init: str, result: dict) -> list[str]:
+    """One line for a LinearProbe result."""
+    absent = result["train_absent"] + result["test_absent"]
+    return [f"linear probe {result['modality']}, {init}: test accuracy {result['test_accuracy']:.3f} "
+            f"(train {result['train_accuracy']:.3f}; {result['train_samples']} train, {result['test_samples']} test "
+            f"samples, {absent} without {result['modality']} left out)"]
+
+
+def retrieval_lines(init: str, result: dict) -> list[str]:
+    """One line per pair and direction of a Retrieval result."""
+    lines = []
+    for pair in result.values():
+        a, b = pair["modalities"]
+        chance = " ".join(f"{k} {value:.3f}" for k, value in pair["chance"].items())
+        for direction in (f"{a}->{b}", f"{b}->{a}"):
+            recall = " ".join(f"{k} {value:.3f}" for k, value in pair[direction].items())
+            lines.append(f"retrieval {direction}, {init}: {recall} (chance {chance}; {pair['num_samples']} samples, "
+                         f"{pair['absent']} lacking one left out; embedding {pair['embedding']})")
+    return lines
+
+
+EVALUATION_LINES = {"linear_probe": probe_lines, "retrieval": retrieval_lines}
 
 
 def format_summary(summary: dict) -> str:
@@ -34,9 +58,10 @@ def format_summary(summary: dict) -> str:
     if "loss_start" in summary:
         lines.append(f"loss: {summary['loss_start']:.4f} (step {summary['loss_start_step']}) -> "
                      f"{summary['loss_end']:.4f} (step {summary['loss_end_step']})")
-    for name, result in summary.get("probe", {}).items():
-        lines.append(f"linear probe, {name}: test accuracy {result['test_accuracy']:.3f} "
-                     f"(train {result['train_accuracy']:.3f})")
+    for entry in summary.get("evaluations", []):
+        for init in ("pretrained", "random_init"):
+            if init in entry:
+                lines += EVALUATION_LINES[entry["kind"]](init, entry[init])
     if "model" in summary:
         run = Path(summary["run_dir"])
         lines.append(f"files: weights {summary['model']}, config {run / OPERATIVE_CONFIG}, metrics "

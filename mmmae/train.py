@@ -16,17 +16,14 @@ from safetensors.torch import save_model
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
-from mmmae.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mmmae.checkpoint import MODEL_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
 from mmmae.config import OPERATIVE_CONFIG, config_difference
 from mmmae.data.validate import drop_non_finite
-from mmmae.eval.linear_probe import LinearProbe
+from mmmae.eval.evaluate import evaluations, run_evaluations
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder, ModelOutput
 from mmmae.optim import build_optimizer, scaled_lr
 from mmmae.viz import reconstruction_panels, save_reconstruction_png
-
-MODEL_FILE = "model.safetensors"
-
 
 class RunDirError(RuntimeError):
     """The output directory cannot be used for this invocation."""
@@ -109,7 +106,6 @@ def pretrain(
     resume: bool = False,
     model: Callable[[], MaskedAutoencoder] = gin.REQUIRED,
     dataset: Callable[[], Dataset] = gin.REQUIRED,
-    probe: LinearProbe | None = None,
     batch_size: int = 32,
     steps: int = 1000,
     base_lr: float = 1.5e-4,
@@ -130,7 +126,8 @@ def pretrain(
     """Pretrain `model()` on `dataset()` into output_dir; returns the run summary.
 
     batch_size is per process; lr = base_lr * (batch_size * processes * grad_accum) / 256.
-    steps, warmup_steps, save_every, log_every and viz_every count optimizer steps.
+    steps, warmup_steps, save_every, log_every and viz_every count optimizer steps. The gin
+    `evaluations` (probes, retrievals) run at the end on the trained and a fresh model.
     """
     run_dir = Path(output_dir)
     accelerator = Accelerator(
@@ -139,6 +136,7 @@ def pretrain(
     )
     set_seed(seed)
     net, data = model(), dataset()
+    tasks = evaluations()  # built before the operative config is written, so their bindings are in it
     check_inputs(net, data)
     if len(data) < batch_size * accelerator.num_processes:
         raise ValueError(f"dataset of {len(data)} samples gives no full batch of {batch_size} on each of "
@@ -173,9 +171,7 @@ def pretrain(
         final = accelerator.unwrap_model(net)
         summary["model"] = str(save_final_model(final, run_dir))
         summary.update(loss_curve(run_dir))
-        if probe is not None:
-            set_seed(seed)
-            summary["probe"] = {"pretrained": probe(final), "random_init": probe(model())}
+        summary["evaluations"] = run_evaluations(final, tasks, random_init=model, seed=seed)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
     accelerator.end_training()
