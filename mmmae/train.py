@@ -79,16 +79,20 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 
 def save_figures(model: MaskedAutoencoder, batch: dict, out: ModelOutput, run_dir: Path, step: int) -> None:
-    """A reconstruction PNG of the first sample for every decoded video-like modality."""
+    """A reconstruction PNG of the first sample of every decoded modality that can be drawn
+    (clips; spectrograms as one-frame images): input, masked input, prediction."""
     for name, output in out.outputs.items():
         tokenizer = model.modalities[name].tokenizer
-        if output.prediction is None or not isinstance(batch[name], torch.Tensor) or batch[name].ndim != 5:
+        drawable = getattr(tokenizer, "figure_image", None)
+        figure = drawable(batch[name][:1]) if drawable and output.prediction is not None else None
+        if figure is None:
             continue
-        masked, recon = reconstruction_panels(batch[name][0], output.prediction[0].detach(), output.plan.predict[0],
-                                              output.tokens.grid, tokenizer.kernel, tokenizer.norm_target)
+        image, kernel, grid = figure
+        masked, recon = reconstruction_panels(image[0], output.prediction[0].detach(), output.plan.predict[0],
+                                              grid, kernel, tokenizer.norm_target)
         path = run_dir / "figures" / f"{name}_step{step:08d}.png"
         path.parent.mkdir(exist_ok=True)
-        save_reconstruction_png(path, batch[name][0], masked, recon, f"{name}, step {step}")
+        save_reconstruction_png(path, image[0], masked, recon, f"{name}, step {step}")
 
 
 def save_final_model(model: torch.nn.Module, run_dir: Path) -> Path:

@@ -41,14 +41,16 @@ def reconstruction_panels(
 
 
 def save_reconstruction_png(path: Path, video: torch.Tensor, masked: torch.Tensor, recon: torch.Tensor, title: str) -> None:
-    """Three rows (input / masked input / prediction) x T frames, all (C, T, H, W) in [0, 1]."""
+    """Three rows (input / masked input / prediction) x T frames, all (C, T, H, W) in [0, 1];
+    one channel is drawn with a colour map (spectrograms: time down, frequency across)."""
     rows = {"input": video, "masked": masked, "prediction": recon}
     frames = video.shape[1]
     fig, axes = plt.subplots(3, frames, figsize=(1.2 * frames, 3.8), squeeze=False)
     for r, (label, clip) in enumerate(rows.items()):
         images = rearrange(clip.detach().float().cpu().clamp(0, 1), "c t h w -> t h w c")
         for t in range(frames):
-            axes[r, t].imshow(images[t].numpy())
+            image = images[t].numpy()
+            axes[r, t].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="magma")
             axes[r, t].set_xticks([])
             axes[r, t].set_yticks([])
         axes[r, 0].set_ylabel(label)

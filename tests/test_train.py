@@ -1,7 +1,9 @@
 """The Accelerate pretraining loop: files, learning, exact resume, safe checkpoints, refusals."""
 
 import json
+from pathlib import Path
 
+import gin
 import pytest
 import torch
 from accelerate import Accelerator
@@ -12,6 +14,8 @@ from mmmae.checkpoint import latest_checkpoint
 from mmmae.config import parse_config
 from mmmae.train import RunDirError, pretrain
 from tests.conftest import MICRO_GIN
+
+MICRO_OVERRIDES = Path(__file__).parent / "fixtures" / "micro_overrides.gin"
 
 
 class Interrupted(Exception):
@@ -122,3 +126,35 @@ def test_bf16_mixed_precision_runs_on_tiny_shapes(tmp_path):
     assert summary["steps"] == 2
     assert all(v.dtype == torch.float32 for v in weights(tmp_path).values()), "master weights stay float32"
     assert all(torch.isfinite(torch.tensor(loss)) for loss in losses(tmp_path))
+
+
+class AudioWithNaN(torch.utils.data.Dataset):
+    """MovingDigits with audio whose sample 1 holds a NaN."""
+
+    def __init__(self):
+        from mmmae.data.moving_digits import MovingDigits
+
+        self.data = MovingDigits(split="train", num_samples=8, frames=4, size=16, digit_size=8,
+                                 modalities=("video", "audio", "imu", "text"))
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        sample = self.data[index]
+        if index == 1:
+            sample["audio"][100] = float("nan")
+        return sample
+
+
+def test_non_finite_signals_are_reported_and_not_trained_on(tmp_path, caplog):
+    parse_config(["recipes/quickstart.gin", str(MICRO_OVERRIDES)],
+                 ["pretrain.batch_size = 8", "pretrain.log_every = 1", "evaluations.retrievals = []"])
+    with gin.unlock_config():
+        gin.bind_parameter("pretrain.dataset", AudioWithNaN)
+    with caplog.at_level("WARNING"):
+        pretrain(output_dir=str(tmp_path))
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["non_finite_dropped"] == 1 and r["audio_reconstruction_skipped"] == 1 for r in records)
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
+    assert "samples [1] hold NaN or Inf" in caplog.text

@@ -151,6 +151,14 @@ class AudioTokenizer(PixelTokenizer):
         """Raw fbank, any shape -> (fbank - mean) / (norm_scale * std)."""
         return normalize_fbank(fbank, self.mean, self.std, self.norm_scale)
 
+    def figure_image(self, audio: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int, int]]:
+        """The normalised spectrogram as a one-frame, one-channel clip (B, 1, 1, T, F) scaled to
+        [0, 1] per sample (per-patch target normalisation is unaffected by that scaling)."""
+        image = rearrange(self.standardize(self.fbank(audio)), "b t f -> b 1 1 t f")
+        low = image.amin(dim=(1, 2, 3, 4), keepdim=True)
+        high = image.amax(dim=(1, 2, 3, 4), keepdim=True)
+        return (image - low) / (high - low).clamp_min(1e-6), (1, *self.kernel), (1, *self.grid)
+
     def forward(self, audio: torch.Tensor) -> Tokens:
         spectrogram = self.standardize(self.fbank(audio)[:, None])  # (B, 1, T, F)
         embed = rearrange(self.proj(spectrogram), "b d t f -> b (t f) d")

@@ -74,3 +74,10 @@ class PixelTokenizer(nn.Module):
         """Patch embeddings (B, N, D) + positions, and the targets of `pixels` cut by `kernel`."""
         embed = embed + sincos_pos_embed(grid, embed.shape[-1], self.pos_embed, embed.device).to(embed.dtype)
         return Tokens(embed=embed, target=patch_targets(pixels, kernel, self.norm_target), grid=grid)
+
+    def figure_image(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, ...]] | None:
+        """What a reconstruction figure shows: clips (B, C, T, H, W) in [0, 1] as they are, with
+        the kernel and grid their tokens use; None for inputs that are not clips."""
+        if pixels.ndim != 5:
+            return None
+        return pixels, self.kernel, self.grid(pixels.shape)
