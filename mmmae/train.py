@@ -1,7 +1,6 @@
 """The pretraining loop on Accelerate: one function, configured by gin (`pretrain.*`)."""
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence

@@ -15,7 +15,6 @@ padded to the largest channel count, laid out (samples channels); with `norm_tar
 norm_pix over the token's real values ((x - mean) / sqrt(unbiased var + 1e-6)), padding kept 0.
 """
 
-import math
 from collections.abc import Mapping, Sequence
 
 import gin
