@@ -31,16 +31,14 @@ def drop_non_finite(batch: dict, modalities: list[str]) -> tuple[dict, int]:
     loss uses them; each one is logged with its batch["index"]. Returns the batch and the
     number of (sample, modality) pairs dropped.
     """
-    dropped = 0
-    for m in modalities:
-        bad = ~_finite_rows(batch[m])
-        count = int(bad.sum())
+    bad = {m: ~_finite_rows(batch[m]) for m in modalities}
+    counts = dict(zip(modalities, torch.stack([b.sum() for b in bad.values()]).tolist()))  # one host sync
+    for m, count in counts.items():
         if not count:
             continue
-        rows = bad.nonzero().flatten()
+        rows = bad[m].nonzero().flatten()
         where = batch["index"][rows].tolist() if "index" in batch else rows.tolist()
         logger.warning("modality %r: samples %s hold NaN or Inf; they are not trained on for this modality", m, where)
-        present = batch.get(f"{m}_present", torch.ones_like(bad))
-        batch = dict(batch, **{m: _zero_rows(batch[m], bad), f"{m}_present": present & ~bad})
-        dropped += count
-    return batch, dropped
+        present = batch.get(f"{m}_present", torch.ones_like(bad[m]))
+        batch = dict(batch, **{m: _zero_rows(batch[m], bad[m]), f"{m}_present": present & ~bad[m]})
+    return batch, sum(counts.values())
