@@ -1,4 +1,4 @@
-"""`mmmae train | eval`: gin files and bindings in, runs out."""
+"""`mmmae train | eval | viz-mask`: gin files and bindings in, runs and figures out."""
 
 import argparse
 import sys
@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gin_flags(evaluate, required=False)
     evaluate.add_argument("--random_init", action="store_true",
                           help="also evaluate the same architecture freshly initialised, for comparison")
+    viz_mask = commands.add_parser("viz-mask", help="draw what a recipe's maskers hide on real samples (PNG per modality)")
+    _add_gin_flags(viz_mask, required=True)
+    viz_mask.add_argument("--output_dir", required=True, help="folder for <modality>_masks.png")
+    viz_mask.add_argument("--samples", type=int, default=4, help="samples drawn (the first of the training data)")
+    viz_mask.add_argument("--seed", type=int, default=0, help="mask seed")
     return parser
 
 
@@ -83,9 +88,19 @@ def run_eval(args: argparse.Namespace) -> dict:
     return evaluate_run(Path(args.run_dir), args.gin_file, args.gin_param, args.random_init)
 
 
+def run_viz_mask(args: argparse.Namespace) -> None:
+    from mmmae.viz_mask import visualize_masks
+
+    parse_config(args.gin_file, args.gin_param)
+    for path in visualize_masks(args.output_dir, args.samples, args.seed):
+        print(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "viz-mask":
+            return run_viz_mask(args)
         summary = run_train(args) if args.command == "train" else run_eval(args)
     except ConfigError as error:
         sys.exit(f"mmmae {args.command}: {error}")

@@ -87,8 +87,8 @@ def save_figures(model: MaskedAutoencoder, batch: dict, out: ModelOutput, run_di
         if figure is None:
             continue
         image, kernel, grid = figure
-        masked, recon = reconstruction_panels(image[0], output.prediction[0].detach(), output.plan.predict[0],
-                                              grid, kernel, tokenizer.norm_target)
+        masked, recon = reconstruction_panels(image[0], output.prediction[0].detach(), output.plan.keep[0],
+                                              output.plan.predict[0], grid, kernel, tokenizer.norm_target)
         path = run_dir / "figures" / f"{name}_step{step:08d}.png"
         path.parent.mkdir(exist_ok=True)
         save_reconstruction_png(path, image[0], masked, recon, f"{name}, step {step}")
@@ -197,7 +197,7 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
         for batch in batches:
             with accelerator.accumulate(net):
                 rng = MaskRNG.seeded(mask_seed(seed, micro), accelerator.device, accelerator.process_index,
-                                     accelerator.num_processes)
+                                     accelerator.num_processes, step=step)
                 batch, dropped = drop_non_finite(batch, modalities)
                 out = net(batch, rng)
                 out.logs["non_finite_dropped"] = torch.tensor(float(dropped), device=out.loss.device)

@@ -22,30 +22,39 @@ def _fold(patches: torch.Tensor, grid: tuple[int, int, int], kernel: tuple[int, 
     return rearrange(patches, "(t h w) (p0 p1 p2) c -> c (t p0) (h p1) (w p2)", t=t, h=h, w=w, p0=p0, p1=p1, p2=p2)
 
 
+def masked_input(video: torch.Tensor, keep: torch.Tensor, grid: tuple[int, int, int],
+                 kernel: tuple[int, int, int]) -> torch.Tensor:
+    """What the encoder sees of one sample: video (C, T, H, W) with every token not in keep (K,) blacked out."""
+    patches = _cut(video.float(), kernel)
+    visible = torch.zeros_like(patches)
+    visible[keep] = patches[keep]
+    return _fold(visible, grid, kernel)
+
+
 def reconstruction_panels(
-    video: torch.Tensor, prediction: torch.Tensor, predict: torch.Tensor, grid: tuple[int, int, int],
-    kernel: tuple[int, int, int], norm_target: bool,
+    video: torch.Tensor, prediction: torch.Tensor, keep: torch.Tensor, predict: torch.Tensor,
+    grid: tuple[int, int, int], kernel: tuple[int, int, int], norm_target: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One sample: video (C, T, H, W) in [0, 1], prediction (Q, P) at token ids predict (Q,)
-    -> (masked input, reconstruction), both (C, T, H, W). Normalised predictions are mapped
-    back to pixels with the true patch statistics, as VideoMAE's visualisation does."""
+    """One sample: video (C, T, H, W) in [0, 1], the encoder's token ids keep (K,), prediction
+    (Q, P) at token ids predict (Q,) -> (masked input, reconstruction), both (C, T, H, W): the
+    input outside keep blacked out; the input with predicted tokens pasted in. Normalised
+    predictions are mapped back to pixels with the true patch statistics, as VideoMAE's
+    visualisation does."""
     patches = _cut(video.float(), kernel)
     predicted = rearrange(prediction.float(), "q (p c) -> q p c", c=video.shape[0])
     if norm_target:
         truth = patches[predict]
         predicted = predicted * (truth.std(dim=1, keepdim=True) + 1e-6) + truth.mean(dim=1, keepdim=True)
-    masked, recon = patches.clone(), patches.clone()
-    masked[predict] = 0.0
+    recon = patches.clone()
     recon[predict] = predicted.clamp(0, 1)
-    return _fold(masked, grid, kernel), _fold(recon, grid, kernel)
+    return masked_input(video, keep, grid, kernel), _fold(recon, grid, kernel)
 
 
-def save_reconstruction_png(path: Path, video: torch.Tensor, masked: torch.Tensor, recon: torch.Tensor, title: str) -> None:
-    """Three rows (input / masked input / prediction) x T frames, all (C, T, H, W) in [0, 1];
-    one channel is drawn with a colour map (spectrograms: time down, frequency across)."""
-    rows = {"input": video, "masked": masked, "prediction": recon}
-    frames = video.shape[1]
-    fig, axes = plt.subplots(3, frames, figsize=(1.2 * frames, 3.8), squeeze=False)
+def save_rows_png(path: Path, rows: dict[str, torch.Tensor], title: str) -> None:
+    """One row per entry x T frames, all (C, T, H, W) in [0, 1]; one channel is drawn with a
+    colour map (spectrograms: time down, frequency across)."""
+    frames = next(iter(rows.values())).shape[1]
+    fig, axes = plt.subplots(len(rows), frames, figsize=(1.2 * frames, 1.25 * len(rows) + 0.3), squeeze=False)
     for r, (label, clip) in enumerate(rows.items()):
         images = rearrange(clip.detach().float().cpu().clamp(0, 1), "c t h w -> t h w c")
         for t in range(frames):
@@ -58,3 +67,8 @@ def save_reconstruction_png(path: Path, video: torch.Tensor, masked: torch.Tenso
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def save_reconstruction_png(path: Path, video: torch.Tensor, masked: torch.Tensor, recon: torch.Tensor, title: str) -> None:
+    """Three rows (input / masked input / prediction) x T frames, all (C, T, H, W) in [0, 1]."""
+    save_rows_png(path, {"input": video, "masked": masked, "prediction": recon}, title)

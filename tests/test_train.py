@@ -158,3 +158,21 @@ def test_non_finite_signals_are_reported_and_not_trained_on(tmp_path, caplog):
     assert all(r["non_finite_dropped"] == 1 and r["audio_reconstruction_skipped"] == 1 for r in records)
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
     assert "samples [1] hold NaN or Inf" in caplog.text
+
+
+def test_maskers_see_the_optimizer_step(tmp_path, monkeypatch):
+    """A ratio curriculum over the 6 micro steps: the trainer tells the masker which step it trains."""
+    seen = []
+    seeded = mmmae.train.MaskRNG.seeded
+
+    def recording(*args, **kwargs):
+        rng = seeded(*args, **kwargs)
+        seen.append(rng.step)
+        return rng
+
+    monkeypatch.setattr(mmmae.train.MaskRNG, "seeded", recording)
+    train(tmp_path, "video/RatioCurriculum.masker = @video/TubeMasking", "video/RatioCurriculum.start = 0.25",
+          "video/RatioCurriculum.end = 0.75", "video/RatioCurriculum.steps = 6",
+          "video/Modality.masker = @video/RatioCurriculum()")
+    assert seen == [0, 1, 2, 3, 4, 5]
+    assert "video/RatioCurriculum.end = 0.75" in (tmp_path / "config.gin").read_text()
