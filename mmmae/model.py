@@ -47,7 +47,7 @@ class ModalityOutput:
     encoded: torch.Tensor  # (B, K, D) at plan.keep
     prediction: torch.Tensor | None  # (B, Q, P) at plan.predict
     present: torch.Tensor  # (B,) bool
-    mask: torch.Tensor | None = None  # (B, K) bool: encoded tokens that are not padding; None: all
+    mask: torch.Tensor | None = None  # (B, K) bool: encoded tokens that took part (not padding, absent or dropped)
 
 
 @dataclass
@@ -81,13 +81,14 @@ class MaskedAutoencoder(nn.Module):
         plans = {m: modality.masker(tokens[m], batch, rng) for m, modality in self.modalities.items()}
         present = {m: presence(batch, m, tokens[m].embed) for m in tokens}
         valid = {m: None if t.valid is None else torch.gather(t.valid, 1, plans[m].keep) for m, t in tokens.items()}
-        encoded = self.encoder({m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens}, present, valid)
+        encoded, taking_part = self.encoder({m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens},
+                                            present, valid)
         if self.decoder is not None:
             predictions = self.decoder(encoded, tokens, plans, present)
         else:
             predictions = {m: modality.decoder(encoded[m], tokens[m].grid, plans[m])
                            for m, modality in self.modalities.items() if modality.decoder is not None}
-        outputs = {m: ModalityOutput(tokens[m], plans[m], encoded[m], predictions.get(m), present[m], valid[m])
+        outputs = {m: ModalityOutput(tokens[m], plans[m], encoded[m], predictions.get(m), present[m], taking_part[m])
                    for m in tokens}
         loss, logs = 0.0, {}
         for objective in self.losses:
@@ -101,8 +102,8 @@ class MaskedAutoencoder(nn.Module):
         """All tokens of one modality, unmasked, encoded alone: ((B, N, D), valid (B, N) bool or None)."""
         tokens = self.modalities[modality].tokenize(batch[modality])
         present = {modality: torch.ones(tokens.embed.shape[0], dtype=torch.bool)}
-        encoded = self.encoder({modality: tokens.embed}, present, {modality: tokens.valid})[modality]
-        return encoded, tokens.valid
+        encoded, _ = self.encoder({modality: tokens.embed}, present, {modality: tokens.valid})
+        return encoded[modality], tokens.valid
 
     @torch.no_grad()
     def features(self, batch: dict, modality: str) -> torch.Tensor:

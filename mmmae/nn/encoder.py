@@ -8,6 +8,7 @@ from torch import nn
 
 from mmmae.nn.blocks import Block
 from mmmae.nn.packing import PackedLayout, token_masks
+from mmmae.nn.sparsify import TokenSparsification
 
 FUSIONS = ("separate", "joint", "mid")
 
@@ -22,12 +23,14 @@ class Encoder(nn.Module):
     their own per modality (CAV-MAE: 11 of 12), attention within the modality; or say
     shared_layers: the last n blocks are shared and the rest specific (CAV-MAE: 1), so a
     recipe need not know the model's depth.
+    sparsify: a TokenSparsification (SMAUG) that drops tokens after one of the shared blocks
+    while training.
     The model builds it with its modality names (gin: `MaskedAutoencoder.encoder = @Encoder`).
     """
 
     def __init__(self, modalities: Sequence[str], dim: int = gin.REQUIRED, depth: int = gin.REQUIRED,
                  heads: int = gin.REQUIRED, fusion: str = "joint", fusion_layers: int = 0, specific_layers: int = 0,
-                 shared_layers: int | None = None):
+                 shared_layers: int | None = None, sparsify: TokenSparsification | None = None):
         super().__init__()
         if shared_layers is not None:
             if specific_layers or not 0 <= shared_layers <= depth:
@@ -41,6 +44,14 @@ class Encoder(nn.Module):
         if fusion == "mid" and not 0 < fusion_layers <= shared:
             raise ValueError(f"Encoder.fusion_layers = {fusion_layers}: 'mid' fusion needs 1..{shared} joint blocks "
                              f"(depth {depth} minus {specific_layers} modality-specific)")
+        if sparsify is not None:
+            if not sparsify.after_layer < shared:
+                raise ValueError(f"TokenSparsification.after_layer = {sparsify.after_layer}: tokens can be dropped "
+                                 f"after shared block 1..{shared - 1} (the encoder has {shared} shared blocks)")
+            if unknown := set(sparsify.modalities) - set(modalities):
+                raise ValueError(f"TokenSparsification.modalities names {sorted(unknown)}, not among the model's "
+                                 f"modalities {list(modalities)}")
+        self.sparsify = sparsify
         self.dim = dim
         self.specific = nn.ModuleDict(
             {m: nn.ModuleList([Block(dim, heads) for _ in range(specific_layers)]) for m in modalities})
@@ -49,17 +60,26 @@ class Encoder(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
     def forward(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
-                valid: dict[str, torch.Tensor | None] | None = None) -> dict[str, torch.Tensor]:
+                valid: dict[str, torch.Tensor | None] | None = None
+                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """parts {m: (B, K_m, D)}, present {m: (B,) bool}, valid {m: (B, K_m) bool or None}
-        -> {m: (B, K_m, D)}; zeros for absent samples and padding, which take no part."""
+        -> ({m: (B, K_m, D)}, {m: (B, K_m) bool}): the encodings, zeros where a token took no
+        part (absent samples, padding, tokens dropped by `sparsify`), and where they took part."""
         parts = dict(parts)
         for m, blocks in self.specific.items():
             if m in parts:
                 for block in blocks:
                     parts[m] = block(parts[m])
-        first = next(iter(parts.values()))
-        layout = PackedLayout(token_masks(parts, present, valid), first.device)
+        shapes = {m: p.shape[:2] for m, p in parts.items()}
+        masks = token_masks(parts, present, valid)
+        layout = PackedLayout(masks, next(iter(parts.values())).device)
         x = layout.pack(parts)
         for i, block in enumerate(self.blocks):
+            if self.training and self.sparsify is not None and i == self.sparsify.after_layer:
+                parts = layout.unpack(x, shapes)
+                masks = self.sparsify.select(block, parts, {m: mask.to(x.device) for m, mask in masks.items()},
+                                             joint=i >= self.joint_from)
+                layout = PackedLayout(masks, x.device)
+                x = layout.pack(parts)
             x = block(x, layout.joint if i >= self.joint_from else layout.separate)
-        return layout.unpack(self.norm(x), {m: p.shape[:2] for m, p in parts.items()})
+        return layout.unpack(self.norm(x), shapes), {m: mask.to(x.device) for m, mask in layout.masks.items()}

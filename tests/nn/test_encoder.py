@@ -20,8 +20,8 @@ def encoder(**kwargs):
 
 def audio_changes_video(enc) -> bool:
     parts, present = inputs()
-    before = enc(parts, present)["video"]
-    after = enc(dict(parts, audio=parts["audio"].flip(0)), present)["video"]
+    before = enc(parts, present)[0]["video"]
+    after = enc(dict(parts, audio=parts["audio"].flip(0)), present)[0]["video"]
     return not torch.allclose(before, after, atol=1e-6)
 
 
@@ -39,7 +39,7 @@ def test_which_fusions_let_modalities_attend_to_each_other(kwargs, mixes):
 def test_separate_fusion_equals_the_transformer_on_each_modality_alone():
     enc = encoder(fusion="separate")
     parts, present = inputs()
-    out = enc(parts, present)
+    out, _ = enc(parts, present)
     for m, x in parts.items():
         for block in enc.blocks:
             x = block(x)
@@ -50,12 +50,12 @@ def test_joint_fusion_ignores_an_absent_modality():
     enc = encoder(fusion="joint")
     parts, present = inputs()
     present["audio"] = torch.tensor([True, False, True])
-    out = enc(parts, present)
-    alone = enc({"video": parts["video"][1:2]}, {"video": torch.ones(1, dtype=torch.bool)})["video"]
+    out, _ = enc(parts, present)
+    alone = enc({"video": parts["video"][1:2]}, {"video": torch.ones(1, dtype=torch.bool)})[0]["video"]
     assert torch.allclose(out["video"][1], alone[0], atol=1e-5)
     assert not out["audio"][1].any()
     assert not torch.allclose(out["video"][0], enc({"video": parts["video"][:1]},
-                                                   {"video": torch.ones(1, dtype=torch.bool)})["video"][0])
+                                                   {"video": torch.ones(1, dtype=torch.bool)})[0]["video"][0])
 
 
 @pytest.mark.parametrize("kwargs", [dict(specific_layers=2), dict(shared_layers=1)])
