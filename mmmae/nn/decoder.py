@@ -40,4 +40,4 @@ class MaskTokenDecoder(nn.Module):
         visible = x + pos[plan.keep]
         queries = self.mask_token.to(x.dtype) + pos[plan.predict]
         x = self.transformer(torch.cat([visible, queries], dim=1))
-        return self.head(x[:, -plan.predict.shape[1] :])
+        return self.head(x[:, x.shape[1] - plan.predict.shape[1] :])

@@ -43,5 +43,5 @@ class JointDecoder(FusedDecoder):
                 decoded[target] = self._decode(parts, present)[target]
         else:
             both = self._decode({m: torch.cat([visible[m], queries[m]], dim=1) for m in self.heads}, present)
-            decoded = {m: x[:, -queries[m].shape[1]:] for m, x in both.items()}
+            decoded = {m: x[:, x.shape[1] - queries[m].shape[1]:] for m, x in both.items()}
         return {m: self.heads[m](x) for m, x in decoded.items()}

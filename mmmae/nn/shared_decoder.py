@@ -56,5 +56,5 @@ class SharedDecoder(FusedDecoder):
         for m in self.heads:
             queries = self.queries(m, tokens[m], plans[m])
             x = self.transformer(torch.cat([self.visible(m, encoded[m], tokens[m], plans[m]), queries], dim=1))
-            out[m] = self.heads[m](x[:, -queries.shape[1]:])
+            out[m] = self.heads[m](x[:, x.shape[1] - queries.shape[1]:])
         return out

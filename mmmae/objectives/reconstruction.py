@@ -24,6 +24,9 @@ class Reconstruction:
 
     def __call__(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = outputs[self.modality]
+        if out.prediction is None:
+            raise ValueError(f"{self.name}: modality {self.modality!r} is not decoded; give it a decoder "
+                             f"({self.modality}/Modality.decoder) or a model-level MaskedAutoencoder.decoder")
         usable, logs = usable_samples(self.name, [self.modality], outputs, batch, self.strict)
         target = gather_tokens(out.tokens.target, out.plan.predict)
         per_token = (out.prediction.float() - target.float()).pow(2).mean(dim=-1)

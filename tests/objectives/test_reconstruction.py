@@ -45,3 +45,10 @@ def test_strict_names_the_missing_samples():
     batch = {"index": torch.tensor([17, 4])}
     with pytest.raises(ValueError, match=r"video_reconstruction: samples \[17\] lack"):
         Reconstruction("video", strict=True)({"video": output(present=(False, True))}, batch)
+
+
+def test_an_undecoded_modality_is_named():
+    out = output()
+    out.prediction = None
+    with pytest.raises(ValueError, match=r"video_reconstruction: modality 'video' is not decoded.*video/Modality.decoder"):
+        Reconstruction("video")({"video": out}, {})

@@ -1,0 +1,25 @@
+"""The MAE mask-token decoder: predictions at exactly the requested token ids."""
+
+import torch
+
+from mmmae.nn.decoder import MaskTokenDecoder
+from mmmae.types import MaskPlan
+
+
+def decoder() -> MaskTokenDecoder:
+    torch.manual_seed(0)
+    return MaskTokenDecoder(in_dim=8, out_dim=5, dim=16, depth=1, heads=2).eval()
+
+
+def test_predicts_one_row_per_requested_token_even_none():
+    encoded = torch.randn(2, 3, 8)
+    keep = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    for predict in (torch.tensor([[3, 5], [0, 4]]), torch.zeros(2, 0, dtype=torch.long)):
+        assert decoder()(encoded, (6,), MaskPlan(keep, predict)).shape == (2, predict.shape[1], 5)
+
+
+def test_queries_at_visible_positions_are_allowed():
+    """VideoMAE V2 also asks for tokens the encoder saw: a query there is a mask token like any other."""
+    dec, encoded, keep = decoder(), torch.randn(1, 2, 8), torch.tensor([[0, 1]])
+    both = dec(encoded, (4,), MaskPlan(keep, torch.tensor([[1, 3]])))
+    assert both.shape == (1, 2, 5) and not torch.allclose(both[0, 0], both[0, 1])
