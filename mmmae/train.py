@@ -1,5 +1,6 @@
 """The pretraining loop on Accelerate: one function, configured by gin (`pretrain.*`)."""
 
+import copy
 import json
 import os
 import time
@@ -140,6 +141,8 @@ def pretrain(
     set_seed(seed)
     net, data = model(), dataset()
     tasks = evaluations()  # built before the operative config is written, so their bindings are in it
+    # The random-init evaluations run on a copy of the initial model: a rebuilt one would share gin singletons.
+    initial = copy.deepcopy(net) if tasks else None
     check_inputs(net, data)
     if len(data) < batch_size * accelerator.num_processes:
         raise ValueError(f"dataset of {len(data)} samples gives no full batch of {batch_size} on each of "
@@ -174,7 +177,7 @@ def pretrain(
         final = accelerator.unwrap_model(net)
         summary["model"] = str(save_final_model(final, run_dir))
         summary.update(loss_curve(run_dir))
-        summary["evaluations"] = run_evaluations(final, tasks, random_init=model, seed=seed)
+        summary["evaluations"] = run_evaluations(final, tasks, initial)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
     accelerator.end_training()

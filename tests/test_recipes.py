@@ -15,7 +15,8 @@ MICRO = str(Path(__file__).parent / "fixtures" / "micro_overrides.gin")
 
 def test_all_published_recipes_ship():
     expected = {"videomae", "mae_st", "quickstart", "audiovisual_mae", "cav_mae", "tvlt", "video_imu", "video_text",
-                "videomae_v2"}
+                "videomae_v2", "smaug", "siammae", "cropmae", "adamae", "marlin", "mgm",
+                "mgmae", "tgm"}
     assert expected <= {name.removesuffix(".gin") for name in RECIPES}
 
 

@@ -176,3 +176,24 @@ def test_maskers_see_the_optimizer_step(tmp_path, monkeypatch):
           "video/Modality.masker = @video/RatioCurriculum()")
     assert seen == [0, 1, 2, 3, 4, 5]
     assert "video/RatioCurriculum.end = 0.75" in (tmp_path / "config.gin").read_text()
+
+
+def test_random_init_evaluation_runs_on_a_copy_sharing_no_weight(tmp_path, monkeypatch):
+    """tgm.gin shares one projection head between its masker and its objective through a gin
+    singleton: a model rebuilt for the random-init evaluation would get (and re-initialise) the
+    trained model's head. The fresh model is a copy of the initial one instead."""
+    captured = {}
+
+    def capture(model, tasks, fresh=None):
+        captured.update(model=model, fresh=fresh)
+        return []
+
+    monkeypatch.setattr(mmmae.train, "run_evaluations", capture)
+    parse_config(["recipes/tgm.gin", str(MICRO_OVERRIDES)], ["evaluations.probes = [@LinearProbe()]"])
+    pretrain(output_dir=str(tmp_path))
+    trained, fresh = captured["model"], captured["fresh"]
+    assert not {p.data_ptr() for p in trained.parameters()} & {p.data_ptr() for p in fresh.parameters()}
+    assert fresh.modalities["video"].masker.scorer.projection is fresh.objectives[0].projection
+    assert trained.modalities["video"].masker.scorer.projection is trained.objectives[0].projection
+    saved = weights(tmp_path)
+    assert all(torch.equal(saved[name], value) for name, value in trained.state_dict().items() if name in saved)

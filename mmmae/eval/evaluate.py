@@ -4,6 +4,7 @@
 finished run directory. Every evaluation is a callable `(model) -> result dict` with a `kind`.
 """
 
+import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,18 +29,14 @@ def evaluations(probes: Sequence[LinearProbe] = (), retrievals: Sequence[Retriev
 
 
 def run_evaluations(model: torch.nn.Module, tasks: Sequence[Callable[[torch.nn.Module], dict]],
-                    random_init: Callable[[], torch.nn.Module] | None = None, seed: int = 0) -> list[dict]:
-    """Run every task on `model` and, given `random_init`, on the fresh model it builds right
-    after set_seed(seed) (moved to `model`'s device): the same architecture untrained, for comparison.
+                    fresh: torch.nn.Module | None = None) -> list[dict]:
+    """Run every task on `model` and, given `fresh` (the same architecture untrained, moved to
+    `model`'s device), on it too, for comparison.
 
     Returns one entry per task: {"kind": task.kind, "pretrained": result, "random_init": result}.
     """
-    if not tasks:
-        return []
-    fresh = None
-    if random_init is not None:
-        set_seed(seed)
-        fresh = random_init().to(next(model.parameters()).device)
+    if fresh is not None:
+        fresh = fresh.to(next(model.parameters()).device)
     entries = []
     for task in tasks:
         entry = {"kind": task.kind, "pretrained": task(model)}
@@ -66,10 +63,9 @@ def evaluate_run(run_dir: Path, gin_files: Sequence[str] = (), gin_params: Seque
         raise ConfigError(f"{run_dir / OPERATIVE_CONFIG} (with the given files and bindings) configures no evaluation: "
                           "bind evaluations.probes or evaluations.retrievals, e.g. "
                           "--gin_param 'evaluations.probes = [@LinearProbe()]'")
-    model = MaskedAutoencoder()
+    set_seed(gin.query_parameter("pretrain.seed"))
+    fresh = MaskedAutoencoder()  # the run's initialisation; copied, as gin singletons would be shared
+    model = copy.deepcopy(fresh)
     load_model(model, str(weights))
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    if not random_init:
-        return {"run_dir": str(run_dir), "evaluations": run_evaluations(model, tasks)}
-    seed = gin.query_parameter("pretrain.seed")
-    return {"run_dir": str(run_dir), "evaluations": run_evaluations(model, tasks, MaskedAutoencoder, seed)}
+    return {"run_dir": str(run_dir), "evaluations": run_evaluations(model, tasks, fresh if random_init else None)}

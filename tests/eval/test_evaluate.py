@@ -41,25 +41,12 @@ class DrawingTask:
         return {"scale": model.scale.item()}
 
 
-def random_scale_model() -> FakeModel:
-    model = FakeModel({"video": FakeModality()})
-    model.scale.data = torch.rand(())
-    return model
-
-
-def test_random_init_is_built_first_after_seeding_and_runs_every_task():
-    model = FakeModel({"video": FakeModality()})
-    entries = run_evaluations(model, [DrawingTask(), DrawingTask()], random_init=random_scale_model, seed=3)
-    torch.manual_seed(3)
-    expected = torch.rand(()).item()
-    assert entries == [{"kind": "scale", "pretrained": {"scale": 1.0}, "random_init": {"scale": expected}}] * 2
+def test_the_fresh_model_runs_every_task_too():
+    model, fresh = FakeModel({"video": FakeModality()}), FakeModel({"video": FakeModality()})
+    fresh.scale.data = torch.tensor(0.5)
+    entries = run_evaluations(model, [DrawingTask(), DrawingTask()], fresh)
+    assert entries == [{"kind": "scale", "pretrained": {"scale": 1.0}, "random_init": {"scale": 0.5}}] * 2
     assert run_evaluations(model, [DrawingTask()]) == [{"kind": "scale", "pretrained": {"scale": 1.0}}]
-
-
-def test_no_task_builds_no_fresh_model():
-    def fail():
-        raise AssertionError("built a model for nothing")
-    assert run_evaluations(FakeModel({}), [], random_init=fail) == []
 
 
 @pytest.fixture
