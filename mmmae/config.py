@@ -57,6 +57,20 @@ def _included_files(files: Sequence[str]) -> list[Path]:
     return seen
 
 
+def _lines_in_parse_order(name: str, seen: frozenset = frozenset()) -> list[tuple[str, str]]:
+    """(where, line) of a gin file with every include expanded in place, as gin reads them."""
+    path = resolve_gin_file(name)
+    if path is None or path in seen:
+        return []
+    lines = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if included := re.match(r"\s*include\s+['\"](.+?)['\"]", line):
+            lines += _lines_in_parse_order(included.group(1), seen | {path})
+        else:
+            lines.append((f'file "{path}", line {number}', line))
+    return lines
+
+
 def resolve_gin_file(name: str) -> Path | None:
     for candidate in (Path(name), GIN_DIR / name, GIN_DIR.parent / name):
         if candidate.is_file():
@@ -78,10 +92,23 @@ def _macro_error(files: Sequence[str], params: Sequence[str]) -> str:
     return "\n".join(report)
 
 
+_parsed: dict[str, list[str]] = {"files": [], "params": []}  # what the last parse_config read
+
+
+def binding_location(pattern: str) -> str | None:
+    """Where the last parse_config bound what the regex `pattern` matches at the start of a line:
+    'file "F", line N: text' or '--gin_param: text' for the binding that wins (the last), or None."""
+    sources = [source for name in _parsed["files"] for source in _lines_in_parse_order(name)]
+    sources += [("--gin_param", param) for param in _parsed["params"]]
+    found = [f"{where}: {line.strip()}" for where, line in sources if re.match(rf"\s*{pattern}", line)]
+    return found[-1] if found else None
+
+
 def parse_config(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
     """Parse and finalize files then bindings (later ones win); ConfigError on any mistake."""
     register_configurables()
     gin.clear_config()
+    _parsed.update(files=list(gin_files), params=list(gin_params))
     missing = [f for f in gin_files if resolve_gin_file(f) is None]
     if missing:
         raise ConfigError(f"gin file not found: {', '.join(missing)} (looked in the current folder and {GIN_DIR})")

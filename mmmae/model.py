@@ -7,6 +7,7 @@ import gin
 import torch
 from torch import nn
 
+from mmmae.config import binding_location
 from mmmae.masking.rng import MaskRNG
 from mmmae.nn.blocks import init_weights
 from mmmae.types import MaskPlan, Tokens, gather_tokens, mean_tokens, presence
@@ -29,6 +30,17 @@ class Modality(nn.Module):
         self.masker = masker
         self.decoder = decoder(in_dim=tokenizer.dim, out_dim=tokenizer.target_dim) if decoder else None
         self.embedding = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, tokenizer.dim), std=0.02))
+
+    def mask(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan:
+        """The masker's plan; a masker that cannot use the batch (a missing side channel, a
+        ratio that leaves nothing visible) names the modality and the gin line that chose it."""
+        try:
+            return self.masker(tokens, batch, rng)
+        except (KeyError, ValueError) as error:
+            message = error.args[0] if error.args else repr(error)
+            where = binding_location(rf"({self.name}/)?Modality\.masker\s*=")
+            chosen = f" (masker chosen in {where})" if where else ""
+            raise ValueError(f"modality {self.name!r}: {message}{chosen}") from error
 
     def tokenize(self, inputs) -> Tokens:
         """Tokens of this modality's batch entry; a bad input names the modality."""
@@ -78,7 +90,7 @@ class MaskedAutoencoder(nn.Module):
 
     def forward(self, batch: dict, rng: MaskRNG) -> ModelOutput:
         tokens = {m: modality.tokenize(batch[m]) for m, modality in self.modalities.items()}
-        plans = {m: modality.masker(tokens[m], batch, rng) for m, modality in self.modalities.items()}
+        plans = {m: modality.mask(tokens[m], batch, rng) for m, modality in self.modalities.items()}
         present = {m: presence(batch, m, tokens[m].embed) for m in tokens}
         valid = {m: None if t.valid is None else torch.gather(t.valid, 1, plans[m].keep) for m, t in tokens.items()}
         encoded, taking_part = self.encoder({m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens},

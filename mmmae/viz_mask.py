@@ -48,7 +48,7 @@ def draw_masks(model: MaskedAutoencoder, batch: dict, rng: MaskRNG, output_dir: 
     paths = []
     for name, modality in model.modalities.items():
         tokens = modality.tokenize(batch[name])
-        plan = modality.masker(tokens, batch, rng)
+        plan = modality.mask(tokens, batch, rng)
         path = output_dir / f"{name}_masks.png"
         title = f"{name}: {type(modality.masker).__name__}, {plan.keep.shape[1]} of {tokens.num_tokens} tokens visible"
         drawable = getattr(modality.tokenizer, "figure_image", None)

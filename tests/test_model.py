@@ -102,3 +102,27 @@ def test_shape_mismatch_names_the_modality():
     batch["audio"] = batch["audio"][:, None]
     with pytest.raises(ValueError, match="modality 'audio'"):
         model(batch, MaskRNG.seeded(0))
+
+
+def test_a_masker_missing_its_side_channel_names_it_and_the_gin_line(tmp_path):
+    recipe = tmp_path / "region.gin"
+    recipe.write_text(f"include '{MICRO_GIN}'\nvideo/RegionGuidedMasking.patch = 8\n"
+                      "video/Modality.masker = @video/RegionGuidedMasking()\n")
+    parse_config([str(recipe)], ["video/RegionGuidedMasking.key = 'face_parsing'"])
+    model = MaskedAutoencoder()
+    data = MovingDigits(split="train", num_samples=4, frames=4, size=16, digit_size=8)
+    batch = default_collate([data[i] for i in range(2)])
+    with pytest.raises(ValueError) as error:
+        model(batch, MaskRNG.seeded(0))
+    message = str(error.value)
+    assert message.startswith("modality 'video': ") and "batch['face_parsing']" in message
+    assert f'masker chosen in file "{recipe}", line 3: video/Modality.masker = @video/RegionGuidedMasking()' in message
+
+
+def test_a_ratio_leaving_nothing_visible_names_the_binding():
+    parse_config([MICRO_GIN], ["video/RandomMasking.ratio = 0.9", "video/Modality.masker = @video/RandomMasking()"])
+    model = MaskedAutoencoder()
+    data = MovingDigits(split="train", num_samples=4, frames=4, size=16, digit_size=8)
+    with pytest.raises(ValueError, match=r"modality 'video': RandomMasking.ratio = 0.9 masks 8 of 8 tokens.* \(masker "
+                                         r"chosen in --gin_param: video/Modality.masker = @video/RandomMasking\(\)\)"):
+        model(default_collate([data[i] for i in range(2)]), MaskRNG.seeded(0))

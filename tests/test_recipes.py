@@ -10,6 +10,7 @@ from mmmae.config import GIN_DIR, parse_config
 from mmmae.train import pretrain
 
 RECIPES = sorted(p.name for p in (GIN_DIR / "recipes").glob("*.gin"))
+COMPARISONS = sorted(p.name for p in (GIN_DIR / "masking").glob("*.gin"))  # docs/masking.md
 MICRO = str(Path(__file__).parent / "fixtures" / "micro_overrides.gin")
 
 
@@ -20,14 +21,14 @@ def test_all_published_recipes_ship():
     assert expected <= {name.removesuffix(".gin") for name in RECIPES}
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.parametrize("recipe", [f"recipes/{r}" for r in RECIPES] + [f"masking/{c}" for c in COMPARISONS])
 def test_recipe_trains_two_steps(recipe, tmp_path):
-    parse_config([f"recipes/{recipe}", MICRO])
+    parse_config([recipe, MICRO])
     summary = pretrain(output_dir=str(tmp_path))
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
     assert all(math.isfinite(r["loss"]) for r in records)
     assert Path(summary["model"]).is_file()
-    if recipe == "quickstart.gin":  # clips and spectrograms are drawn; the IMU and text are not
+    if recipe == "recipes/quickstart.gin":  # clips and spectrograms are drawn; the IMU and text are not
         assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["audio_step00000002.png",
                                                                          "video_step00000002.png"]

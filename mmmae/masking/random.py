@@ -16,6 +16,6 @@ class RandomMasking:
 
     def __call__(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan:
         num_tokens = tokens.num_tokens
-        num_keep = keep_of_remainder("RandomMasking", self.ratio, num_tokens)
+        num_keep = keep_of_remainder("RandomMasking", self.ratio, num_tokens, units="tokens")
         keep, predict = split_by_noise(rng.rand(tokens.embed.shape[0], num_tokens), num_keep)
         return MaskPlan(keep=keep, predict=predict)
