@@ -35,13 +35,15 @@ def mask_seed(seed: int, micro_step: int) -> int:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def check_inputs(model: MaskedAutoencoder, dataset: Dataset) -> None:
-    """Fail before any work if a modality's input is missing or does not tokenize."""
+    """Fail before any work if a modality's input is missing or does not tokenize, or its masker
+    cannot mask it (a missing side channel, a ratio that leaves no token visible)."""
     batch = default_collate([dataset[0]])
     for name, modality in model.modalities.items():
         if name not in batch:
             raise KeyError(f"modality {name!r} is not in the dataset's samples (keys: {sorted(batch)})")
-        modality.tokenize(batch[name])
+        modality.mask(modality.tokenize(batch[name]), batch, MaskRNG.seeded(0))
 
 
 def prepare_run_dir(run_dir: Path, resume: bool, config: str) -> Path | None:

@@ -197,3 +197,10 @@ def test_random_init_evaluation_runs_on_a_copy_sharing_no_weight(tmp_path, monke
     assert trained.modalities["video"].masker.scorer.projection is trained.objectives[0].projection
     saved = weights(tmp_path)
     assert all(torch.equal(saved[name], value) for name, value in trained.state_dict().items() if name in saved)
+
+
+def test_a_masker_that_cannot_mask_fails_before_the_run_directory_is_made(tmp_path):
+    with pytest.raises(ValueError, match=r"modality 'video': .*batch\['face_parsing'\].*masker chosen in --gin_param"):
+        train(tmp_path / "run", "video/RegionGuidedMasking.patch = 8", "video/RegionGuidedMasking.key = 'face_parsing'",
+              "video/Modality.masker = @video/RegionGuidedMasking()")
+    assert not (tmp_path / "run").exists()
