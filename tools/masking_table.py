@@ -24,7 +24,7 @@ BASELINE = "tube"
 
 
 def run_row(name: str, args: argparse.Namespace) -> dict:
-    """Train and evaluate one row; its summary numbers and wall time."""
+    """Train and evaluate one row; its summary numbers and wall time (rows share the CPU)."""
     run_dir = Path(args.output_dir) / name
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     params = [f"pretrain.steps = {args.steps}", f"pretrain.warmup_steps = {args.steps // 10}",
@@ -39,20 +39,21 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     probe = next(e for e in summary["evaluations"] if e["kind"] == "linear_probe")
     last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    reconstruction = next(value for key, value in last.items() if key.endswith("_reconstruction"))
     return {"name": name, "probe": probe["pretrained"]["test_accuracy"],
-            "random_init": probe["random_init"]["test_accuracy"], "reconstruction": last["video_reconstruction"],
+            "random_init": probe["random_init"]["test_accuracy"], "reconstruction": reconstruction,
             "minutes": seconds / 60}
 
 
 def table(results: list[dict], figures: str) -> str:
     """Markdown rows; the probe's difference to the baseline row measured in the same run."""
     base = next((r["probe"] for r in results if r["name"] == BASELINE), None)
-    lines = ["| masker (gin/masking/…) | probe acc. | vs tube | random init | recon. loss | minutes | masks |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| masker (gin/masking/…) | probe acc. | vs tube | random init | recon. loss | masks |",
+             "|---|---|---|---|---|---|"]
     for r in results:
         delta = "" if base is None else f"{r['probe'] - base:+.3f}"
         lines.append(f"| {r['name']} | {r['probe']:.3f} | {delta} | {r['random_init']:.3f} | "
-                     f"{r['reconstruction']:.4f} | {r['minutes']:.1f} | [png]({figures}/{r['name']}/video_masks.png) |")
+                     f"{r['reconstruction']:.4f} | [{r['name']}/]({figures}/{r['name']}/) |")
     return "\n".join(lines)
 
 
@@ -66,9 +67,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda name: run_row(name, args), args.rows))
-    (Path(args.output_dir) / "table.json").write_text(json.dumps(results, indent=2))
-    print(table(results, args.figures))
+        results = {r["name"]: r for r in pool.map(lambda name: run_row(name, args), args.rows)}
+    saved = Path(args.output_dir) / "table.json"  # rows of earlier invocations are kept
+    earlier = {r["name"]: r for r in json.loads(saved.read_text())} if saved.is_file() else {}
+    merged = [{**earlier, **results}[name] for name in sorted({**earlier, **results})]
+    saved.write_text(json.dumps(merged, indent=2))
+    print(table(merged, args.figures))
 
 
 if __name__ == "__main__":
