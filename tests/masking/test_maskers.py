@@ -1,7 +1,9 @@
-"""Masker properties: exact counts, disjoint and complete sets, tubes, frames, seeding."""
+"""Masker properties: exact counts, disjoint and complete sets, tubes, frames, seeding (also by hypothesis)."""
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmmae.masking.frame import FrameMasking
 from mmmae.masking.random import RandomMasking
@@ -77,3 +79,33 @@ def test_ratio_outside_open_interval_fails_at_config_time(cls, ratio):
 def test_ratio_that_leaves_nothing_visible_names_the_counts():
     with pytest.raises(ValueError, match=r"RandomMasking\.ratio = 0\.9 masks 8 of 8"):
         plan_for(RandomMasking(0.9), grid=(2, 2, 2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["tube", "random", "frame"]), grid=st.tuples(*[st.integers(1, 6)] * 3),
+       ratio=st.floats(0.05, 0.95), seed=st.integers(0, 2**16), batch=st.integers(1, 4))
+def test_basic_masker_properties(kind, grid, ratio, seed, batch):
+    """Exact counts, sorted disjoint complete sets, determinism, and each masker's shape."""
+    frames, height, width = grid
+    n, space = frames * height * width, height * width
+    masker = {"tube": TubeMasking, "random": RandomMasking, "frame": FrameMasking}[kind](ratio)
+    keep_count = {"tube": frames * (space - int(ratio * space)), "random": int(n * (1 - ratio)),
+                  "frame": (frames - int(ratio * frames)) * space}[kind]
+    if not 0 < keep_count < n:
+        with pytest.raises(ValueError, match="at least one must stay visible and one must be masked"):
+            plan_for(masker, seed, batch, grid)
+        return
+    plan = plan_for(masker, seed, batch, grid)
+    assert plan.keep.shape == (batch, keep_count) and plan.predict.shape == (batch, n - keep_count)
+    for keep, predict in zip(plan.keep, plan.predict):
+        assert torch.equal(keep, keep.sort().values) and torch.equal(predict, predict.sort().values)
+        assert torch.equal(torch.cat([keep, predict]).sort().values, torch.arange(n))
+        visible = torch.zeros(n, dtype=torch.bool)
+        visible[keep] = True
+        by_frame = visible.view(frames, space)
+        if kind == "tube":
+            assert (by_frame == by_frame[:1]).all()
+        if kind == "frame":
+            assert (by_frame.all(dim=1) | ~by_frame.any(dim=1)).all()
+    again = plan_for(masker, seed, batch, grid)
+    assert torch.equal(again.keep, plan.keep) and torch.equal(again.predict, plan.predict)
