@@ -6,7 +6,6 @@ side is the frozen sentence embedding of the sample's caption.
 """
 
 import hashlib
-import math
 from collections.abc import Callable
 
 import gin
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmmae.nn.sentence_encoder import FrozenSentenceEncoder, batch_captions
-from mmmae.objectives.contrastive import MAX_LOGIT_SCALE, gather_across_processes
+from mmmae.objectives.contrastive import TemperatureScaled, gather_across_processes, info_nce
 from mmmae.objectives.presence import usable_samples
 from mmmae.types import mean_tokens
 
@@ -28,7 +27,7 @@ def caption_ids(captions: list[str], device: torch.device) -> torch.Tensor:
 
 
 @gin.configurable(module="mmmae")
-class CaptionContrastive(nn.Module):
+class CaptionContrastive(TemperatureScaled):
     """InfoNCE between the pooled masked video and the frozen embedding of batch[caption_key].
 
     v_i = normalise(projection(mean of outputs[modality].encoded over its non-padding tokens)) (B, E);
@@ -49,10 +48,7 @@ class CaptionContrastive(nn.Module):
                  text_encoder: Callable | None = None, temperature: float = 0.07, learnable_temperature: bool = True,
                  symmetric: bool = True, weight: float = 1.0, strict: bool = False, dedupe_captions: bool = True,
                  caption_key: str = "caption"):
-        super().__init__()
-        if not 1 / MAX_LOGIT_SCALE <= temperature:
-            raise ValueError(f"CaptionContrastive.temperature must be at least {1 / MAX_LOGIT_SCALE:g} (the logit "
-                             f"scale is clamped at {MAX_LOGIT_SCALE:g}), got {temperature}")
+        super().__init__("CaptionContrastive", temperature, learnable_temperature)
         self.modality = modality
         self.name = f"caption_contrastive_{modality}"
         self.projection = projection
@@ -62,15 +58,6 @@ class CaptionContrastive(nn.Module):
         self.strict = strict
         self.dedupe_captions = dedupe_captions
         self.caption_key = caption_key
-        log_logit_scale = torch.tensor(math.log(1 / temperature))
-        if learnable_temperature:
-            self.log_logit_scale = nn.Parameter(log_logit_scale)
-        else:  # a buffer follows the model's device; not saved, the gin config rebuilds it
-            self.register_buffer("log_logit_scale", log_logit_scale, persistent=False)
-
-    def logit_scale(self) -> torch.Tensor:
-        """1 / temperature, a scalar tensor, at most 100."""
-        return self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
     def usable(self, outputs: dict, batch: dict, captions: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(B,) bool: samples with the modality and a non-empty caption, and the skipped count."""
@@ -108,24 +95,13 @@ class CaptionContrastive(nn.Module):
         if self.dedupe_captions:
             positive = torch.arange(columns.shape[1], device=video.device)[None, :] == target[:, None]
             columns = columns & ((ids[:, None] != ids_all[None, :]) | positive)
-        ce_target = target.masked_fill(~usable, -100)  # cross_entropy's ignore_index: dropped rows add 0
-        row_weight = usable.float() / usable.sum().clamp_min(1)
         scale = self.logit_scale()
-
-        def directed(query: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            with torch.autocast(query.device.type, enabled=False):  # logits up to 100 need float32
-                logits = scale.float() * query @ keys.T  # (B, W*B)
-            # A finite fill, not -inf: a dropped row whose columns are all dropped stays finite (no NaN).
-            logits = logits.masked_fill(~columns, torch.finfo(logits.dtype).min)
-            return (F.cross_entropy(logits, ce_target, reduction="none") * row_weight).sum(), logits
-
-        loss, logits = directed(video, text_all)
+        loss, accuracy = info_nce(video, text_all, scale, columns, target, usable)
         if self.symmetric:
-            loss = (loss + directed(text, video_all)[0]) / 2
-        correct = (logits.argmax(dim=-1) == target).float()
+            loss = (loss + info_nce(text, video_all, scale, columns, target, usable)[0]) / 2
         logs = {
             self.name: loss.detach(),
-            f"{self.name}_accuracy": (correct * row_weight).sum().detach(),
+            f"{self.name}_accuracy": accuracy.detach(),
             f"{self.name}_temperature": (1 / scale).detach(),
             **skipped,
         }

@@ -28,8 +28,47 @@ def gather_across_processes(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.cat(all_gather(x), dim=0), dist.get_rank() * x.shape[0]
 
 
+class TemperatureScaled(nn.Module):
+    """Base of the InfoNCE objectives: CLIP's logit scale 1 / temperature, a learnable log
+    (`log_logit_scale`) or, fixed, a non-persistent buffer (the gin config rebuilds it); at most 100."""
+
+    def __init__(self, owner: str, temperature: float, learnable: bool):
+        super().__init__()
+        if not 1 / MAX_LOGIT_SCALE <= temperature:
+            raise ValueError(f"{owner}.temperature must be at least {1 / MAX_LOGIT_SCALE:g} (the logit scale "
+                             f"is clamped at {MAX_LOGIT_SCALE:g}), got {temperature}")
+        log_logit_scale = torch.tensor(math.log(1 / temperature))
+        if learnable:
+            self.log_logit_scale = nn.Parameter(log_logit_scale)
+        else:  # a buffer follows the model's device
+            self.register_buffer("log_logit_scale", log_logit_scale, persistent=False)
+
+    def logit_scale(self) -> torch.Tensor:
+        """1 / temperature, a scalar tensor, at most 100."""
+        return self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+
+def info_nce(query: torch.Tensor, keys: torch.Tensor, scale: torch.Tensor, candidates: torch.Tensor,
+             target: torch.Tensor, usable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One direction of InfoNCE -> (loss, top-1 accuracy), both means over the usable rows.
+
+    query (B, E) local rows, keys (W*B, E) global columns, scale the logit scale, candidates
+    (B or 1, W*B) bool: the columns each row may score; target (B,) the global column of each
+    row's positive; usable (B,) bool: rows that count.
+    """
+    with torch.autocast(query.device.type, enabled=False):  # logits up to 100 need float32
+        logits = scale.float() * query.float() @ keys.float().T  # (B, W*B)
+    # A finite fill, not -inf: a dropped row whose columns are all dropped stays finite (no NaN).
+    logits = logits.masked_fill(~candidates, torch.finfo(logits.dtype).min)
+    row_weight = usable.float() / usable.sum().clamp_min(1)
+    ce_target = target.masked_fill(~usable, -100)  # cross_entropy's ignore_index: dropped rows add 0
+    loss = (F.cross_entropy(logits, ce_target, reduction="none") * row_weight).sum()
+    accuracy = ((logits.argmax(dim=-1) == target).float() * row_weight).sum()
+    return loss, accuracy
+
+
 @gin.configurable(module="mmmae")
-class Contrastive(nn.Module):
+class Contrastive(TemperatureScaled):
     """InfoNCE (CLIP / CAV-MAE) between pooled encodings of two modalities.
 
     pooled_m = mean of outputs[m].encoded (B, K, D) over its non-padding tokens -> head -> L2-normalise (B, E).
@@ -45,15 +84,12 @@ class Contrastive(nn.Module):
     def __init__(self, modalities: Sequence[str] = gin.REQUIRED, in_dim: int = gin.REQUIRED, proj_dim: int = 128,
                  projection: str | None = "linear", temperature: float = 0.07, learnable_temperature: bool = True,
                  symmetric: bool = True, weight: float = 1.0, strict: bool = False):
-        super().__init__()
         modalities = tuple(modalities)
         if len(modalities) != 2 or modalities[0] == modalities[1]:
             raise ValueError(f"Contrastive.modalities must be two different modalities, got {modalities}")
         if not temperature > 0:
             raise ValueError(f"Contrastive.temperature must be positive, got {temperature}")
-        if not 1 / temperature <= MAX_LOGIT_SCALE:
-            raise ValueError(f"Contrastive.temperature must be at least {1 / MAX_LOGIT_SCALE:g} (the logit scale "
-                             f"is clamped at {MAX_LOGIT_SCALE:g}), got {temperature}")
+        super().__init__("Contrastive", temperature, learnable_temperature)
         self.modalities = modalities
         self.name = f"contrastive_{modalities[0]}_{modalities[1]}"
         self.symmetric = symmetric
@@ -62,15 +98,6 @@ class Contrastive(nn.Module):
         self.heads = nn.ModuleDict({
             m: ProjectionHead(in_dim, proj_dim, kind=projection) if projection else nn.Identity() for m in modalities
         })
-        log_logit_scale = torch.tensor(math.log(1 / temperature))
-        if learnable_temperature:
-            self.log_logit_scale = nn.Parameter(log_logit_scale)
-        else:  # a buffer follows the model's device; not saved, the gin config rebuilds it
-            self.register_buffer("log_logit_scale", log_logit_scale, persistent=False)
-
-    def logit_scale(self) -> torch.Tensor:
-        """1 / temperature, a scalar tensor, at most 100."""
-        return self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
     def embed(self, modality: str, encoded: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder output (B, K, D), mean-pooled over the tokens where mask (B, K) is True (all if
@@ -85,24 +112,14 @@ class Contrastive(nn.Module):
         zb_all, offset = gather_across_processes(zb)
         usable_all, _ = gather_across_processes(usable.long())
         target = offset + torch.arange(za.shape[0], device=za.device)
-        ce_target = target.masked_fill(~usable, -100)  # cross_entropy's ignore_index: dropped rows add 0
-        row_weight = usable.float() / usable.sum().clamp_min(1)
+        candidates = usable_all.bool()[None]
         scale = self.logit_scale()
-
-        def directed(query: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            with torch.autocast(query.device.type, enabled=False):  # logits up to 100 need float32
-                logits = scale.float() * query @ keys.T  # (B, W*B)
-            # A finite fill, not -inf: a dropped row whose columns are all dropped stays finite (no NaN).
-            logits = logits.masked_fill(~usable_all.bool()[None], torch.finfo(logits.dtype).min)
-            return (F.cross_entropy(logits, ce_target, reduction="none") * row_weight).sum(), logits
-
-        loss, logits = directed(za, zb_all)
+        loss, accuracy = info_nce(za, zb_all, scale, candidates, target, usable)
         if self.symmetric:
-            loss = (loss + directed(zb, gather_across_processes(za)[0])[0]) / 2
-        correct = (logits.argmax(dim=-1) == target).float()
+            loss = (loss + info_nce(zb, gather_across_processes(za)[0], scale, candidates, target, usable)[0]) / 2
         logs = {
             self.name: loss.detach(),
-            f"{self.name}_accuracy": (correct * row_weight).sum().detach(),
+            f"{self.name}_accuracy": accuracy.detach(),
             f"{self.name}_temperature": (1 / scale).detach(),
             **skipped,
         }
