@@ -114,7 +114,8 @@ class DigitEvent:
     fps: frames per second (frame t is at t / fps seconds).
     surge, surge_period: the speed along the direction is ``speed * fps * (1 + surge * cos(2 pi t
       / surge_period))`` pixels per second: fastest at frame 0, so the sign of the acceleration
-      tells a direction from its opposite; surge_period (s) is the clip's duration.
+      tells a direction from its opposite; surge_period (s) is the clip's duration divided by
+      ``surge_cycles`` (:func:`sample_event`).
     sway_amplitude (rad), sway_frequency (Hz, set by the class: :func:`sway_frequency`),
       sway_phase (rad): the digit rotates about its centre by ``sway_amplitude * sin(2 pi
       sway_frequency t + sway_phase)``. The sway is NOT rendered in the video (the digit's pixels
@@ -191,14 +192,18 @@ def sample_event(
     max_speed: float = 2.0,
     fps: float = 8.0,
     surge: float = 0.25,
+    surge_cycles: float = 1.0,
     sway: float = 0.2,
 ) -> DigitEvent:
     """Draw one event of ``split`` whose digit stays inside the size x size frame for all ``frames``.
 
     The mean speed is uniform in [min_speed, max_speed] pixels per frame, lowered only where the
     surged path cannot otherwise fit (e.g. size close to digit_size). ``sway`` is the sway
-    amplitude in radians; the sway phase is uniform. Assumes size >= digit_size and 0 <= surge < 1
-    (then the digit never stops or turns back, so the path's ends bound it).
+    amplitude in radians; the sway phase is uniform. ``surge_cycles`` surge periods span the clip:
+    1 speeds the digit down and up again, so its acceleration averages to zero over the clip; 0.5
+    only slows it down, so the mean acceleration points against the motion. Assumes size >=
+    digit_size and 0 <= surge < 1 (then the digit never stops or turns back, so the path's ends
+    bound it).
     """
     images = split_image_indices(split)
     image_index = int(images[rng.integers(len(images))])
@@ -207,7 +212,7 @@ def sample_event(
     unit = DIRECTION_VECTORS[direction]
     room = size - digit_size  # free pixels along each axis
     speed = float(rng.uniform(min_speed, max_speed))
-    period = frames / fps
+    period = frames / fps / surge_cycles
     reach = fps * surge_profile((frames - 1) / fps, surge, period)[0]  # pixels to the last frame per pixel/frame
     if reach > 0:
         speed = min(speed, room / (reach * np.abs(unit).max()))
@@ -311,7 +316,8 @@ class MovingDigits(torch.utils.data.Dataset):
     stream of the same seed: then m's value is zeros of the usual shape (text: all pad ids and
     caption ""), and ``{m}_present`` is False. Side channels (flow, digit_mask, position, label,
     direction, speed) are always given. fps sets the clip's duration (frames / fps seconds);
-    ``surge`` and ``sway`` (amplitude in radians) set the kinematics (:class:`DigitEvent`).
+    ``surge``, ``surge_cycles`` and ``sway`` (amplitude in radians) set the kinematics
+    (:func:`sample_event`).
     """
 
     def __init__(
@@ -327,6 +333,7 @@ class MovingDigits(torch.utils.data.Dataset):
         seed: int = 0,
         fps: float = 8.0,
         surge: float = 0.25,
+        surge_cycles: float = 1.0,
         sway: float = 0.2,
         modalities: Sequence[str] = ("video",),
         missing: Mapping[str, float] = MappingProxyType({}),
@@ -354,9 +361,10 @@ class MovingDigits(torch.utils.data.Dataset):
             raise ValueError(f"need 0 < min_speed <= max_speed < inf, got min_speed={min_speed}, max_speed={max_speed}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        if not (fps > 0 and 0 <= surge < 1 and sway >= 0 and imu_noise >= 0):
+        if not (fps > 0 and 0 <= surge < 1 and surge_cycles > 0 and sway >= 0 and imu_noise >= 0):
             raise ValueError(
-                f"need fps > 0, 0 <= surge < 1, sway >= 0, imu_noise >= 0; got {fps=}, {surge=}, {sway=}, {imu_noise=}"
+                f"need fps > 0, 0 <= surge < 1, surge_cycles > 0, sway >= 0, imu_noise >= 0; got {fps=}, {surge=}, "
+                f"{surge_cycles=}, {sway=}, {imu_noise=}"
             )
         self.modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
         unknown = [m for m in self.modalities if m not in MODALITIES]
@@ -371,7 +379,8 @@ class MovingDigits(torch.utils.data.Dataset):
         self.split, self.num_samples, self.seed = split, num_samples, seed
         self.frames, self.size, self.digit_size, self.channels = frames, size, digit_size, channels
         self.min_speed, self.max_speed = min_speed, max_speed
-        self.fps, self.surge, self.sway, self.missing = fps, surge, sway, dict(missing)
+        self.fps, self.surge, self.surge_cycles, self.sway = fps, surge, surge_cycles, sway
+        self.missing = dict(missing)
         self.sample_rate, self.imu_rates, self.imu_noise = sample_rate, dict(imu_rates), imu_noise
         self.text_length = text_length
         self.imu_lengths = imu_lengths(self.imu_rates, frames / fps) if "imu" in self.modalities else {}
@@ -400,6 +409,7 @@ class MovingDigits(torch.utils.data.Dataset):
             max_speed=self.max_speed,
             fps=self.fps,
             surge=self.surge,
+            surge_cycles=self.surge_cycles,
             sway=self.sway,
         )
 

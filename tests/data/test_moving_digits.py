@@ -316,3 +316,18 @@ def test_dataloader_collates_imu_dict_and_strings(multimodal):
         assert batch["caption"][i] == direct["caption"]
         assert torch.equal(batch["imu"]["bottom"][i], direct["imu"]["bottom"])
         assert torch.equal(batch["audio"][i], direct["audio"]) and torch.equal(batch["text"][i], direct["text"])
+
+
+@pytest.mark.parametrize("cycles", [1.0, 0.5])
+def test_surge_cycles_set_whether_the_mean_acceleration_shows_the_direction(cycles):
+    data = MovingDigits(surge_cycles=cycles, modalities=["imu"], imu_noise=0.0, sway=0.0)
+    for index in range(8):
+        event = data.event(index)
+        assert event.surge_period == pytest.approx(1.0 / cycles)  # 8 frames at 8 fps: a 1 s clip
+        centre = data[index]["imu"]["center"][:, :2].double().mean(0).numpy()  # body = screen frame without sway
+        heading = DIRECTION_VECTORS[event.direction] * (1, -1)  # image y down -> physics y up
+        along = float(centre @ heading) / np.linalg.norm(heading)
+        if cycles == 1.0:  # slows down and speeds up again: the mean cancels (up to sampling)
+            assert abs(along) < 0.05 * np.abs(data[index]["imu"]["center"][:, :2].numpy()).max()
+        else:  # only slows down: the mean acceleration points against the motion
+            assert along < 0 and np.linalg.norm(centre - along * heading / np.linalg.norm(heading)) < 1e-3 * abs(along)
