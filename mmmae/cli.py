@@ -1,6 +1,7 @@
-"""`mmmae train | eval | viz-mask`: gin files and bindings in, runs and figures out."""
+"""`mmmae train | eval | viz-mask | validate | bench`: gin files and bindings in, runs, figures and reports out."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -31,6 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     viz_mask.add_argument("--output_dir", required=True, help="folder for <modality>_masks.png")
     viz_mask.add_argument("--samples", type=int, default=4, help="samples drawn (the first of the training data)")
     viz_mask.add_argument("--seed", type=int, default=0, help="mask seed")
+    validate = commands.add_parser("validate", help="check every file of a media dataset before training on it")
+    validate.add_argument("source", help="a manifest (.csv/.jsonl) or a class-per-folder root directory")
+    validate.add_argument("--imu_devices", nargs="*", default=None, help="IMU devices every log must have")
+    validate.add_argument("--max_gap", type=float, default=0.1, help="largest allowed gap in an IMU log, seconds")
+    validate.add_argument("--report", help="also write the report as JSON to this file")
+    bench = commands.add_parser("bench", help="benchmarks; each prints its ratio against a baseline from the same run")
+    kinds = bench.add_subparsers(dest="kind", required=True)
+    data = kinds.add_parser("data", help="data loading clips/s against the recipe model's consumption")
+    _add_gin_flags(data, required=True)
+    data.add_argument("--batches", type=int, default=10, help="batches timed after the first")
+    data.add_argument("--steps", type=int, default=5, help="model steps timed after the first")
+    data.add_argument("--workers", type=int, default=None, help="loader processes (default: pretrain.num_workers)")
     return parser
 
 
@@ -96,9 +109,30 @@ def run_viz_mask(args: argparse.Namespace) -> None:
         print(path)
 
 
+def run_validate(args: argparse.Namespace) -> int:
+    from mmmae.data.media_check import check_source, format_report
+
+    report = check_source(args.source, imu_devices=args.imu_devices, max_gap=args.max_gap)
+    print(format_report(report))
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2))
+    return 1 if report["problems"] else 0
+
+
+def run_bench(args: argparse.Namespace) -> None:
+    from mmmae.bench.data import bench_data, format_data_bench
+
+    parse_config(args.gin_file, args.gin_param)
+    print(format_data_bench(bench_data(args.batches, args.steps, args.workers)))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "validate":
+            sys.exit(run_validate(args))
+        if args.command == "bench":
+            return run_bench(args)
         if args.command == "viz-mask":
             return run_viz_mask(args)
         summary = run_train(args) if args.command == "train" else run_eval(args)

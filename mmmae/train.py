@@ -35,11 +35,10 @@ def mask_seed(seed: int, micro_step: int) -> int:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def check_inputs(model: MaskedAutoencoder, dataset: Dataset) -> None:
     """Fail before any work if a modality's input is missing or does not tokenize, or its masker
     cannot mask it (a missing side channel, a ratio that leaves no token visible)."""
-    batch = default_collate([dataset[0]])
+    batch = getattr(dataset, "collate", default_collate)([dataset[0]])
     for name, modality in model.modalities.items():
         if name not in batch:
             raise KeyError(f"modality {name!r} is not in the dataset's samples (keys: {sorted(batch)})")
@@ -124,6 +123,7 @@ def pretrain(
     mixed_precision: str = "no",
     seed: int = 0,
     num_workers: int = 2,
+    prefetch_factor: int = 2,
     save_every: int = 500,
     keep_checkpoints: int = 2,
     log_every: int = 10,
@@ -132,7 +132,8 @@ def pretrain(
     """Pretrain `model()` on `dataset()` into output_dir; returns the run summary.
 
     batch_size is per process; lr = base_lr * (batch_size * processes * grad_accum) / 256.
-    steps, warmup_steps, save_every, log_every and viz_every count optimizer steps. The gin
+    steps, warmup_steps, save_every, log_every and viz_every count optimizer steps; num_workers
+    loader processes each keep prefetch_factor batches ready. The gin
     `evaluations` (probes, retrievals) run at the end on the trained and a fresh model.
     """
     run_dir = Path(output_dir)
@@ -159,8 +160,10 @@ def pretrain(
     global_batch = batch_size * accelerator.num_processes * grad_accum
     lr = scaled_lr(base_lr, global_batch)
     optimizer, schedule = build_optimizer(net, lr, weight_decay, betas, steps, warmup_steps, min_lr_ratio)
+    # A dataset may bring its own collate (MediaDataset flattens repeated clips).
     loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
-                        persistent_workers=num_workers > 0)
+                        persistent_workers=num_workers > 0, collate_fn=getattr(data, "collate", None),
+                        prefetch_factor=prefetch_factor if num_workers > 0 else None)
     net, optimizer, loader = accelerator.prepare(net, optimizer, loader)
     accelerator.register_for_checkpointing(schedule)
 
@@ -199,13 +202,17 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
         epoch, skip = divmod(micro, len(loader))
         loader.set_epoch(epoch)
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+        unreadable = torch.zeros((), device=accelerator.device)  # samples a media dataset skipped this epoch
         for batch in batches:
             with accelerator.accumulate(net):
                 rng = MaskRNG.seeded(mask_seed(seed, micro), accelerator.device, accelerator.process_index,
                                      accelerator.num_processes, step=step)
                 batch, dropped = drop_non_finite(batch, modalities)
+                bad = batch.pop("bad_samples", torch.zeros(1, device=accelerator.device)).sum().float()
+                unreadable += bad
                 out = net(batch, rng)
                 out.logs["non_finite_dropped"] = torch.tensor(float(dropped), device=out.loss.device)
+                out.logs["bad_samples"] = bad
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients and clip_grad:
                     accelerator.clip_grad_norm_(net.parameters(), clip_grad)
@@ -231,7 +238,15 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
                 save_checkpoint(accelerator, run_dir, step, keep_checkpoints)
             if step == steps:
                 break
+        report_unreadable(accelerator, epoch, unreadable)
     progress.close()
+
+
+def report_unreadable(accelerator: Accelerator, epoch: int, unreadable: torch.Tensor) -> None:
+    """Print how many unreadable samples the dataset skipped in this epoch, over all processes (if any)."""
+    total = int(accelerator.reduce(unreadable, reduction="sum").item())
+    if total:
+        accelerator.print(f"epoch {epoch}: {total} unreadable samples skipped (each logged with its file and reason)")
 
 
 def loss_curve(run_dir: Path) -> dict:

@@ -1,0 +1,164 @@
+"""IMU logs: read several devices at their own rates, check them, and interpolate a span onto fixed rates.
+
+Formats (chosen by content, so bytes work too):
+- CSV, long format: header ``timestamp,device,<ch1>,<ch2>,...``, one row per sample of one device;
+  devices may interleave and run at any rates. Timestamps are seconds on the video time base.
+- NPZ: one array per device, named by the device, shape (N, 1 + C); column 0 is the timestamp.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from mmmae.data.media_errors import MediaError
+
+ImuLog = dict[str, tuple[np.ndarray, np.ndarray]]  # device -> (timestamps (N,) float64, values (N, C) float64)
+
+_ZIP_MAGIC = b"PK\x03\x04"  # an npz is a zip archive
+_TIME_TOLERANCE = 1e-6  # s: a span end this close to the log's first or last sample still counts as covered
+
+
+def read_imu_log(source: str | os.PathLike | bytes, channels: Sequence[str] | None = None) -> ImuLog:
+    """Every device of an IMU log (CSV or NPZ, a path or the file's bytes), checked.
+
+    channels: for a CSV, the columns to keep, in this order (default all after ``device``); for an
+    NPZ, whose columns have no names, the names the C value columns must number. MediaError,
+    naming the file, the device and the line (CSV) or row (NPZ) and time, for a non-finite value or
+    timestamp, a timestamp that does not increase, a device without samples, or a malformed file.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        try:
+            with open(source, "rb") as file:
+                data = file.read()
+        except OSError as error:
+            raise MediaError(source, f"cannot read IMU log: {error}") from error
+    parse = _read_npz if data.startswith(_ZIP_MAGIC) else _read_csv
+    return parse(source, data, channels)
+
+
+def _read_csv(source, data: bytes, channels: Sequence[str] | None) -> ImuLog:
+    """Parse a long-format CSV; every device's samples keep their order in the file."""
+    try:
+        rows = csv.reader(io.StringIO(data.decode("utf-8-sig")))
+        header = [name.strip() for name in next(rows, [])]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise MediaError(source, f"not a CSV IMU log: {error}") from error
+    if header[:2] != ["timestamp", "device"] or len(header) < 3:
+        raise MediaError(source, f"IMU CSV header must be 'timestamp,device,<channels...>', got {','.join(header)!r}")
+    names = header[2:] if channels is None else list(channels)
+    missing = [name for name in names if name not in header[2:]]
+    if missing or not names:
+        raise MediaError(source, f"IMU CSV has no channels {missing or names}; it has {header[2:]}")
+    columns = [0] + [header.index(name) for name in names]
+    samples: dict[str, tuple[list[int], list[list[float]]]] = {}
+    try:
+        for row in rows:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise MediaError(source, f"line {rows.line_num}: {len(row)} fields, the header has {len(header)}")
+            lines, values = samples.setdefault(row[1].strip(), ([], []))
+            lines.append(rows.line_num)
+            values.append([_number(source, row[column], rows.line_num) for column in columns])
+    except csv.Error as error:
+        raise MediaError(source, f"line {rows.line_num}: {error}") from error
+    if not samples:
+        raise MediaError(source, "IMU log has no samples")
+    log = {}
+    for device, (lines, values) in samples.items():
+        table = np.asarray(values, dtype=np.float64)  # (N, 1 + C)
+        log[device] = _checked(source, device, table, lambda i, lines=lines: f"line {lines[i]}")
+    return log
+
+
+def _number(source, text: str, line: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise MediaError(source, f"line {line}: {text!r} is not a number") from None
+
+
+def _read_npz(source, data: bytes, channels: Sequence[str] | None) -> ImuLog:
+    """Parse an NPZ of (N, 1 + C) arrays, one per device."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            tables = {device: archive[device] for device in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise MediaError(source, f"not an NPZ IMU log: {error}") from error
+    if not tables:
+        raise MediaError(source, "IMU log has no devices")
+    log = {}
+    for device, table in tables.items():
+        if table.ndim != 2 or table.shape[1] < 2 or not np.issubdtype(table.dtype, np.number):
+            reason = f"expected a numeric (N, 1 + C) array, got {table.dtype} {table.shape}"
+            raise MediaError(source, f"IMU device {device!r}: {reason}")
+        if channels is not None and table.shape[1] - 1 != len(channels):
+            reason = f"has {table.shape[1] - 1} channels, not the {len(channels)} named {list(channels)}"
+            raise MediaError(source, f"IMU device {device!r} {reason}")
+        log[device] = _checked(source, device, table.astype(np.float64), lambda i: f"row {i}")
+    return log
+
+
+def _checked(source, device: str, table: np.ndarray, where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+    """Split a device's (N, 1 + C) table into (timestamps, values) after checking it; where(i) names row i."""
+    if not len(table):
+        raise MediaError(source, f"IMU device {device!r} has no samples")
+    bad = np.flatnonzero(~np.isfinite(table).all(axis=1))
+    if len(bad):
+        i = bad[0]
+        raise MediaError(source, f"IMU device {device!r}: non-finite value at {where(i)} (time {table[i, 0]:g} s)")
+    stalled = np.flatnonzero(np.diff(table[:, 0]) <= 0)
+    if len(stalled):
+        i = stalled[0] + 1
+        reason = f"timestamp {table[i, 0]:g} s at {where(i)} does not increase (previous {table[i - 1, 0]:g} s)"
+        raise MediaError(source, f"IMU device {device!r}: {reason}")
+    return table[:, 0], table[:, 1:]
+
+
+def resample_imu(
+    log: ImuLog,
+    start: float,
+    end: float,
+    rates: Mapping[str, float],
+    max_gap: float = 0.1,
+    path: str = "",
+) -> dict[str, torch.Tensor]:
+    """{device: (round(rate * (end - start)), C) float32}: each device of ``rates`` linearly interpolated
+    at t = start + j / rate.
+
+    MediaError(path, ...) naming the device if it is missing from the log, if two consecutive
+    samples more than ``max_gap`` s apart enclose time inside [start, end), or if its samples do not
+    reach from start to the last interpolated time.
+    """
+    if not end > start:
+        raise ValueError(f"resample_imu: empty span [{start}, {end})")
+    resampled = {}
+    for device, rate in rates.items():
+        if not rate > 0:
+            raise ValueError(f"resample_imu: device {device!r} has rate {rate}, must be positive")
+        if device not in log:
+            raise MediaError(path, f"IMU device {device!r} is missing; the log has {sorted(log)}")
+        times, values = log[device]
+        query = start + np.arange(round(rate * (end - start))) / rate
+        last = query[-1] if len(query) else start
+        if times[0] > start + _TIME_TOLERANCE or times[-1] < last - _TIME_TOLERANCE:
+            raise MediaError(
+                path, f"IMU device {device!r} covers [{times[0]:g}, {times[-1]:g}] s, not the span [{start:g}, {end:g})"
+            )
+        gaps = np.flatnonzero((np.diff(times) > max_gap) & (times[:-1] < end) & (times[1:] > start))
+        if len(gaps):
+            before, after = times[gaps[0]], times[gaps[0] + 1]
+            reason = f"gap of {after - before:g} s from {before:g} to {after:g} s (max_gap {max_gap:g} s)"
+            raise MediaError(path, f"IMU device {device!r}: {reason} in the span [{start:g}, {end:g})")
+        columns = [np.interp(query, times, values[:, c]) for c in range(values.shape[1])]
+        resampled[device] = torch.from_numpy(np.stack(columns, axis=-1)).float()
+    return resampled
