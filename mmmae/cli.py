@@ -1,4 +1,4 @@
-"""`mmmae train | eval | viz-mask | validate | bench`: gin files and bindings in, runs, figures and reports out."""
+"""`mmmae train | eval | viz-mask | validate | bench | demo-media`: gin files and bindings in, runs, figures and reports out."""
 
 import argparse
 import json
@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--imu_devices", nargs="*", default=None, help="IMU devices every log must have")
     validate.add_argument("--max_gap", type=float, default=0.1, help="largest allowed gap in an IMU log, seconds")
     validate.add_argument("--report", help="also write the report as JSON to this file")
+    validate.add_argument("--audio_in_video", action="store_true",
+                          help="a class folder's clips carry their audio track (check it too)")
+    demo = commands.add_parser("demo-media", help="write MovingDigits as mp4 (with audio), IMU CSV and captions")
+    demo.add_argument("--output_dir", required=True, help="folder for train/ and test/ class-per-folder trees")
+    demo.add_argument("--train_clips", type=int, default=512)
+    demo.add_argument("--test_clips", type=int, default=128)
     bench = commands.add_parser("bench", help="benchmarks; each prints its ratio against a baseline from the same run")
     kinds = bench.add_subparsers(dest="kind", required=True)
     data = kinds.add_parser("data", help="data loading clips/s against the recipe model's consumption")
@@ -112,7 +118,8 @@ def run_viz_mask(args: argparse.Namespace) -> None:
 def run_validate(args: argparse.Namespace) -> int:
     from mmmae.data.media_check import check_source, format_report
 
-    report = check_source(args.source, imu_devices=args.imu_devices, max_gap=args.max_gap)
+    report = check_source(args.source, imu_devices=args.imu_devices, max_gap=args.max_gap,
+                          audio_in_video=args.audio_in_video)
     print(format_report(report))
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2))
@@ -133,6 +140,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(run_validate(args))
         if args.command == "bench":
             return run_bench(args)
+        if args.command == "demo-media":
+            from mmmae.data.synthetic_media import write_demo_media
+
+            return print(write_demo_media(args.output_dir, args.train_clips, args.test_clips))
         if args.command == "viz-mask":
             return run_viz_mask(args)
         summary = run_train(args) if args.command == "train" else run_eval(args)

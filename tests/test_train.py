@@ -204,3 +204,24 @@ def test_a_masker_that_cannot_mask_fails_before_the_run_directory_is_made(tmp_pa
         train(tmp_path / "run", "video/RegionGuidedMasking.patch = 8", "video/RegionGuidedMasking.key = 'face_parsing'",
               "video/Modality.masker = @video/RegionGuidedMasking()")
     assert not (tmp_path / "run").exists()
+
+
+def test_unreadable_media_is_skipped_counted_and_summarised_per_epoch(tmp_path, capsys, caplog):
+    from mmmae.data.synthetic_media import write_moving_digits_folder
+
+    root = tmp_path / "clips"
+    write_moving_digits_folder(root, 8, frames=16, size=16)
+    broken = sorted(root.glob("*/*.mp4"))[:2]
+    for path in broken:
+        path.write_bytes(path.read_bytes()[:1500])  # truncated
+    bindings = [f"MEDIA_TRAIN = '{root}'", f"MEDIA_TEST = '{root}'", "FRAMES = 4", "STRIDE = 2", "FRAME_SIZE = 16",
+                "MediaDataset.modalities = ['video']", "pretrain.steps = 4", "pretrain.log_every = 1"]
+    parse_config(["recipes/videomae_folder.gin", str(MICRO_OVERRIDES)], bindings)
+    with caplog.at_level("WARNING"):
+        pretrain(output_dir=str(tmp_path / "run"))
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # One record per step, each the batch's count; 4 steps = 2 epochs, each requesting both bad rows once.
+    assert sum(r["bad_samples"] for r in records) >= 4
+    assert all(path.name in caplog.text for path in broken)
+    out = capsys.readouterr().out
+    assert "epoch 0:" in out and "epoch 1:" in out and "unreadable samples skipped" in out

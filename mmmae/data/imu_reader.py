@@ -59,24 +59,32 @@ def _read_csv(source, data: bytes, channels: Sequence[str] | None) -> ImuLog:
     if missing or not names:
         raise MediaError(source, f"IMU CSV has no channels {missing or names}; it has {header[2:]}")
     columns = [0] + [header.index(name) for name in names]
-    samples: dict[str, tuple[list[int], list[list[float]]]] = {}
+    lines, records = [], []
     try:
         for row in rows:
             if not row:
                 continue
             if len(row) != len(header):
                 raise MediaError(source, f"line {rows.line_num}: {len(row)} fields, the header has {len(header)}")
-            lines, values = samples.setdefault(row[1].strip(), ([], []))
             lines.append(rows.line_num)
-            values.append([_number(source, row[column], rows.line_num) for column in columns])
+            records.append(row)
     except csv.Error as error:
         raise MediaError(source, f"line {rows.line_num}: {error}") from error
-    if not samples:
+    if not records:
         raise MediaError(source, "IMU log has no samples")
+    fields = np.asarray(records, dtype=str)  # (N, len(header))
+    try:
+        table = fields[:, columns].astype(np.float64)  # (N, 1 + C), parsed in C
+    except ValueError:  # find the culprit for the message
+        for line, row in zip(lines, records):
+            for column in columns:
+                _number(source, row[column], line)
+        raise
+    devices = np.char.strip(fields[:, 1])
     log = {}
-    for device, (lines, values) in samples.items():
-        table = np.asarray(values, dtype=np.float64)  # (N, 1 + C)
-        log[device] = _checked(source, device, table, lambda i, lines=lines: f"line {lines[i]}")
+    for device in dict.fromkeys(devices.tolist()):  # in order of first appearance
+        at = np.flatnonzero(devices == device)
+        log[device] = _checked(source, device, table[at], lambda i, at=at: f"line {lines[at[i]]}")
     return log
 
 

@@ -68,19 +68,21 @@ def check_imu(path: str, span: tuple[float, float] | None, devices: Sequence[str
                                    f"not the video's [{span[0]:.3f}, {span[1]:.3f}] s")
 
 
-def load_source(source: str | os.PathLike) -> datasets.Dataset:
-    """A directory is read as class-per-folder, a .csv or .jsonl file as a manifest."""
+def load_source(source: str | os.PathLike, audio_in_video: bool = False) -> datasets.Dataset:
+    """A directory is read as class-per-folder (see class_folder's audio_in_video), a .csv or
+    .jsonl file as a manifest."""
     path = Path(source)
     if path.is_dir():
-        return class_folder(path)
+        return class_folder(path, audio_in_video=audio_in_video)
     if path.suffix in (".csv", ".jsonl"):
         return manifest(path)
     raise ValueError(f"{source}: expected a class-per-folder directory or a .csv/.jsonl manifest")
 
 
-def check_source(source: str | os.PathLike, imu_devices: Sequence[str] | None = None, max_gap: float = 0.1) -> dict:
+def check_source(source: str | os.PathLike, imu_devices: Sequence[str] | None = None, max_gap: float = 0.1,
+                 audio_in_video: bool = False) -> dict:
     """{"source", "rows", "problems": [{"row", "column", "path", "reason"}]} for every row of source."""
-    rows = load_source(source)
+    rows = load_source(source, audio_in_video)
     problems = []
     for index, row in enumerate(tqdm(rows, desc=f"validate {source}", unit="row")):
         problems += [{"row": index, **problem} for problem in check_row(row, imu_devices, max_gap)]

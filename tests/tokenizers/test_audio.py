@@ -159,3 +159,22 @@ def test_gin_binds_the_normalisation():
     fbank = torch.randn(1, 64, 128)
     assert tokenizer.grid == (4, 8)
     assert torch.allclose(tokenizer.standardize(fbank), normalize_fbank(fbank, *CAV_MAE_AUDIOSET_NORM))
+
+
+def test_spec_augment_masks_bands_of_each_sample_in_training_only():
+    from mmmae.data.transforms import SpecAugment
+
+    tok = AudioTokenizer(dim=8, num_mel_bins=32, target_length=64, augment=SpecAugment(freq_mask=8, time_mask=16))
+    plain = AudioTokenizer(dim=8, num_mel_bins=32, target_length=64)
+    plain.load_state_dict(tok.state_dict())
+    fbanks = torch.randn(4, 64, 32) + 5.0  # raw fbanks with no zeros of their own
+    torch.manual_seed(0)
+    masked = tok(fbanks).target
+    assert not torch.equal(masked, plain(fbanks).target)
+    torch.manual_seed(0)
+    assert torch.equal(tok(fbanks).target, masked)  # reproducible from the torch seed
+    assert torch.equal(tok.eval()(fbanks).target, plain(fbanks).target)  # no augmentation in eval mode
+    for i, fbank in enumerate(fbanks):
+        zeros = tok.augment(fbank, torch.Generator().manual_seed(i)) == 0  # (T, F)
+        bands = zeros.all(dim=0) | zeros.all(dim=1)[:, None]  # whole frequency bands or time steps
+        assert torch.equal(zeros, bands) and zeros.any()
