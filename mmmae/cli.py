@@ -1,4 +1,4 @@
-"""`mmmae train | eval | viz-mask | validate | bench | demo-media`: gin files and bindings in, runs, figures and reports out."""
+"""`mmmae train | eval | viz-mask | validate | shard | bench | demo-media`: gin files and bindings in, runs, figures and reports out."""
 
 import argparse
 import json
@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output_dir", required=True, help="folder for train/ and test/ class-per-folder trees")
     demo.add_argument("--train_clips", type=int, default=512)
     demo.add_argument("--test_clips", type=int, default=128)
+    shard = commands.add_parser("shard", help="pack a media dataset's files into webdataset tar shards to stream")
+    shard.add_argument("source", help="a manifest (.csv/.jsonl) or a class-per-folder root directory")
+    shard.add_argument("output_dir", help="folder for shard-000000.tar, ...")
+    shard.add_argument("--per_shard", type=int, default=256, help="samples per shard")
+    shard.add_argument("--audio_in_video", action="store_true", help="a class folder's clips carry their audio track")
     bench = commands.add_parser("bench", help="benchmarks; each prints its ratio against a baseline from the same run")
     kinds = bench.add_subparsers(dest="kind", required=True)
     data = kinds.add_parser("data", help="data loading clips/s against the recipe model's consumption")
@@ -126,6 +131,16 @@ def run_validate(args: argparse.Namespace) -> int:
     return 1 if report["problems"] else 0
 
 
+def run_shard(args: argparse.Namespace) -> None:
+    from mmmae.data.media_check import load_source
+    from mmmae.data.shards import write_shards
+
+    rows = load_source(args.source, args.audio_in_video)
+    shards = write_shards(rows, args.output_dir, args.per_shard)
+    print(f"{len(shards)} shards in {args.output_dir} from {len(rows)} rows (set SHARD_SAMPLES = {len(rows)}, "
+          "less any rows reported missing)")
+
+
 def run_bench(args: argparse.Namespace) -> None:
     from mmmae.bench.data import bench_data, format_data_bench
 
@@ -140,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(run_validate(args))
         if args.command == "bench":
             return run_bench(args)
+        if args.command == "shard":
+            return run_shard(args)
         if args.command == "demo-media":
             from mmmae.data.synthetic_media import write_demo_media
 

@@ -13,7 +13,7 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 from safetensors.torch import save_model
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 from tqdm.auto import tqdm
 
 from mmmae.checkpoint import MODEL_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -38,7 +38,8 @@ def mask_seed(seed: int, micro_step: int) -> int:
 def check_inputs(model: MaskedAutoencoder, dataset: Dataset) -> None:
     """Fail before any work if a modality's input is missing or does not tokenize, or its masker
     cannot mask it (a missing side channel, a ratio that leaves no token visible)."""
-    batch = getattr(dataset, "collate", default_collate)([dataset[0]])
+    first = next(iter(dataset)) if isinstance(dataset, IterableDataset) else dataset[0]
+    batch = getattr(dataset, "collate", default_collate)([first])
     for name, modality in model.modalities.items():
         if name not in batch:
             raise KeyError(f"modality {name!r} is not in the dataset's samples (keys: {sorted(batch)})")
@@ -160,9 +161,10 @@ def pretrain(
     global_batch = batch_size * accelerator.num_processes * grad_accum
     lr = scaled_lr(base_lr, global_batch)
     optimizer, schedule = build_optimizer(net, lr, weight_decay, betas, steps, warmup_steps, min_lr_ratio)
-    # A dataset may bring its own collate (MediaDataset flattens repeated clips).
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
-                        persistent_workers=num_workers > 0, collate_fn=getattr(data, "collate", None),
+    # A dataset may bring its own collate (MediaDataset flattens repeated clips); a stream shuffles itself.
+    loader = DataLoader(data, batch_size=batch_size, shuffle=not isinstance(data, IterableDataset), drop_last=True,
+                        num_workers=num_workers, persistent_workers=num_workers > 0,
+                        collate_fn=getattr(data, "collate", None),
                         prefetch_factor=prefetch_factor if num_workers > 0 else None)
     net, optimizer, loader = accelerator.prepare(net, optimizer, loader)
     accelerator.register_for_checkpointing(schedule)

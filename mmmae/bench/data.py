@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import gin
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader, IterableDataset, default_collate
 
 from mmmae.masking.rng import MaskRNG
 from mmmae.optim import build_optimizer
@@ -27,10 +27,9 @@ def pretrain_setting(name: str):
 
 def batches_of(dataset, batch_size: int, workers: int, prefetch: int) -> Iterator[dict]:
     """Shuffled batches from a DataLoader like pretrain's, endlessly."""
-    # Spawned, not forked: this process has run the model, and a fork after OpenMP work can hang.
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
-                        collate_fn=getattr(dataset, "collate", None), prefetch_factor=prefetch if workers else None,
-                        multiprocessing_context="spawn" if workers else None, persistent_workers=workers > 0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=not isinstance(dataset, IterableDataset),
+                        num_workers=workers, drop_last=True, collate_fn=getattr(dataset, "collate", None),
+                        prefetch_factor=prefetch if workers else None, persistent_workers=workers > 0)
     return itertools.chain.from_iterable(itertools.repeat(loader))
 
 
@@ -70,7 +69,9 @@ def bench_data(batches: int = 10, steps: int = 5, workers: int | None = None) ->
     model = gin.query_parameter("pretrain.model").scoped_configurable_fn()
     batch_size = pretrain_setting("batch_size")
     workers = pretrain_setting("num_workers") if workers is None else workers
-    held = getattr(dataset, "collate", default_collate)([dataset[i] for i in range(batch_size)])
+    samples = itertools.islice(iter(dataset), batch_size) if isinstance(dataset, IterableDataset) else (
+        dataset[i] for i in range(batch_size))
+    held = getattr(dataset, "collate", default_collate)(list(samples))
     consume = model_rate(model.train(), itertools.repeat(held), steps)  # before any worker starts
     stream = batches_of(dataset, batch_size, workers, pretrain_setting("prefetch_factor"))
     load = loader_rate(stream, batches)

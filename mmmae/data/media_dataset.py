@@ -78,7 +78,7 @@ class MediaDataset(torch.utils.data.Dataset):
             raise ValueError("MediaDataset.imu_rates must give each IMU device's rate in Hz ({device: Hz})")
         if "video" not in self.modalities and span_seconds is None:
             raise ValueError("MediaDataset without video needs span_seconds (the video's clip sets it otherwise)")
-        self.rows = source if isinstance(source, datasets.Dataset) else source()
+        self.rows = source if isinstance(source, (datasets.Dataset, datasets.IterableDataset)) else source()
         self.sampling, self.transform = sampling, transform or VideoTransform([])
         self.span_seconds, self.sample_rate = span_seconds, sample_rate
         self.imu_rates, self.imu_channels = dict(imu_rates or {}), imu_channels
@@ -93,21 +93,30 @@ class MediaDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict | list[dict]:
         for skipped in range(len(self.rows)):
             row_index = (index + skipped) % len(self.rows)
-            try:
-                clips = self.read(row_index)
-            except MediaError as error:
-                if self.on_error == "fail":
-                    raise
-                logger.warning("skipping sample %d (%s): %s", row_index, error.path, error.reason)
-                continue
-            for clip in clips:
-                clip["bad_samples"] = torch.tensor(skipped)
-            return clips[0] if self.clips_per_video == 1 else clips
+            clips = self.read_or_report(self.rows[row_index], row_index)
+            if clips is not None:
+                return self.sample(clips, skipped)
         raise MediaError(f"{len(self.rows)} rows", "no row of the dataset could be read")
 
-    def read(self, row_index: int) -> list[dict]:
-        """clips_per_video samples of row ``row_index``; MediaError if any of its files cannot be read."""
-        row = self.rows[row_index]
+    def sample(self, clips: list[dict], skipped: int) -> dict | list[dict]:
+        """What the dataset yields for one row: its clip (a list of them if clips_per_video > 1),
+        each counting the `skipped` unreadable rows it replaces."""
+        for clip in clips:
+            clip["bad_samples"] = torch.tensor(skipped)
+        return clips[0] if self.clips_per_video == 1 else clips
+
+    def read_or_report(self, row: dict, row_index: int) -> list[dict] | None:
+        """:meth:`read`, or None after logging why the row cannot be read (on_error='skip')."""
+        try:
+            return self.read(row, row_index)
+        except MediaError as error:
+            if self.on_error == "fail":
+                raise
+            logger.warning("skipping sample %d (%s): %s", row_index, error.path, error.reason)
+            return None
+
+    def read(self, row: dict, row_index: int) -> list[dict]:
+        """clips_per_video samples of a row; MediaError if any of its files cannot be read."""
         seed = int(torch.randint(2**62, ())) if self.train else row_index
         rng = np.random.default_rng(seed)
         return [self._clip(row, row_index, rng, torch.Generator().manual_seed(seed + k))

@@ -27,7 +27,6 @@ Source = str | os.PathLike | bytes
 Sampler = Callable[[np.ndarray, np.random.Generator, tuple[float, float] | None], ClipSelection]
 BACKENDS = ("pyav", "torchcodec")
 
-_TO_RGB = VideoReformatter()  # reused: it keeps its conversion context between frames of one size (2x faster)
 
 class VideoInfo(NamedTuple):
     """What :func:`probe_video` learns: frame count, duration (last frame + median interval) in
@@ -132,6 +131,9 @@ def _decode_pyav(
     key_positions = np.union1d(0, np.flatnonzero(packets.keyframe))  # before any keyframe: from the start
     keyframe_of = key_positions[np.searchsorted(key_positions, wanted, side="right") - 1]  # (K,) each one's keyframe
     images: dict[int, np.ndarray] = {}
+    # One converter per clip: it keeps its conversion context between frames (2x faster than
+    # frame.to_ndarray); not one per process, as its threads would not survive a DataLoader fork.
+    to_rgb = VideoReformatter()
     decoded, position = None, -1  # frames since the last seek; index of the last frame decoded
     for index, keyframe in zip(wanted, keyframe_of):
         target = int(packets.pts[index])
@@ -142,7 +144,7 @@ def _decode_pyav(
                 raise MediaError(source, "a decoded frame has no timestamp")
             position = int(np.searchsorted(packets.pts, frame.pts))
             if frame.pts == target:
-                images[target] = _TO_RGB.reformat(frame, format="rgb24").to_ndarray()
+                images[target] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
             if frame.pts >= target:
                 break
         if target not in images:
