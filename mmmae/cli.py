@@ -1,4 +1,5 @@
-"""`mmmae train | eval | viz-mask | validate | shard | bench | demo-media`: gin files and bindings in, runs, figures and reports out."""
+"""`mmmae train | eval | viz-mask | validate | shard | bench | demo-media`: gin files and bindings in;
+runs, figures and reports out."""
 
 import argparse
 import json

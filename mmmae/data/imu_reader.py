@@ -4,6 +4,7 @@ Formats (chosen by content, so bytes work too):
 - CSV, long format: header ``timestamp,device,<ch1>,<ch2>,...``, one row per sample of one device;
   devices may interleave and run at any rates. Timestamps are seconds on the video time base.
 - NPZ: one array per device, named by the device, shape (N, 1 + C); column 0 is the timestamp.
+- NPY: one device's (N, 1 + C) array, read as the device named ``NPY_DEVICE`` ("imu").
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from mmmae.data.media_errors import MediaError
 ImuLog = dict[str, tuple[np.ndarray, np.ndarray]]  # device -> (timestamps (N,) float64, values (N, C) float64)
 
 _ZIP_MAGIC = b"PK\x03\x04"  # an npz is a zip archive
+_NPY_MAGIC = b"\x93NUMPY"
+NPY_DEVICE = "imu"  # the device an .npy log (a single array) holds
 _TIME_TOLERANCE = 1e-6  # s: a span end this close to the log's first or last sample still counts as covered
 
 
@@ -29,7 +32,7 @@ def read_imu_log(source: str | os.PathLike | bytes, channels: Sequence[str] | No
     """Every device of an IMU log (CSV or NPZ, a path or the file's bytes), checked.
 
     channels: for a CSV, the columns to keep, in this order (default all after ``device``); for an
-    NPZ, whose columns have no names, the names the C value columns must number. MediaError,
+    NPZ or NPY, whose columns have no names, the names the C value columns must number. MediaError,
     naming the file, the device and the line (CSV) or row (NPZ) and time, for a non-finite value or
     timestamp, a timestamp that does not increase, a device without samples, or a malformed file.
     """
@@ -41,8 +44,19 @@ def read_imu_log(source: str | os.PathLike | bytes, channels: Sequence[str] | No
                 data = file.read()
         except OSError as error:
             raise MediaError(source, f"cannot read IMU log: {error}") from error
+    if data.startswith(_NPY_MAGIC):
+        return _read_npy(source, data, channels)
     parse = _read_npz if data.startswith(_ZIP_MAGIC) else _read_csv
     return parse(source, data, channels)
+
+
+def _read_npy(source, data: bytes, channels: Sequence[str] | None) -> ImuLog:
+    """Parse an NPY (N, 1 + C) array: the log of one device, NPY_DEVICE."""
+    try:
+        table = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise MediaError(source, f"not an NPY IMU log: {error}") from error
+    return _tables(source, {NPY_DEVICE: table}, channels)
 
 
 def _read_csv(source, data: bytes, channels: Sequence[str] | None) -> ImuLog:
@@ -104,6 +118,11 @@ def _read_npz(source, data: bytes, channels: Sequence[str] | None) -> ImuLog:
         raise MediaError(source, f"not an NPZ IMU log: {error}") from error
     if not tables:
         raise MediaError(source, "IMU log has no devices")
+    return _tables(source, tables, channels)
+
+
+def _tables(source, tables: dict[str, np.ndarray], channels: Sequence[str] | None) -> ImuLog:
+    """Check (N, 1 + C) arrays by device name and split them into (timestamps, values)."""
     log = {}
     for device, table in tables.items():
         if table.ndim != 2 or table.shape[1] < 2 or not np.issubdtype(table.dtype, np.number):

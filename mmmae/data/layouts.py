@@ -160,7 +160,7 @@ def class_folder(
 ) -> datasets.Dataset:
     """root/<class>/<clip><ext> (UCF101, HMDB51): one row per video, label = index of its class
     folder in sorted order. Siblings of the clip set the other columns: ``<clip>.wav`` audio,
-    ``<clip>.csv`` (else ``<clip>.npz``) imu, the text of ``<clip>.txt`` caption. Without a wav,
+    ``<clip>.csv`` (else ``.npz``, else ``.npy``) imu, the text of ``<clip>.txt`` caption. Without a wav,
     ``audio_in_video`` takes the audio from the video file's own audio track.
 
     ``split_file`` (UCF101 trainlist01.txt / testlist01.txt: "Class/clip.avi [label]" lines,
@@ -188,7 +188,7 @@ def class_folder(
             row["audio"] = str(root / name / f"{stem}.wav")
         elif audio_in_video:
             row["audio"] = row["video"]
-        imu = next((f"{stem}{ext}" for ext in (".csv", ".npz") if f"{stem}{ext}" in siblings), None)
+        imu = next((f"{stem}{ext}" for ext in (".csv", ".npz", ".npy") if f"{stem}{ext}" in siblings), None)
         if imu is not None:
             row["imu"] = str(root / name / imu)
         if f"{stem}.txt" in siblings:

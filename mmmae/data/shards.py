@@ -4,8 +4,8 @@ A sample is the tar members ``<key>.<ext>`` for its media files (the source file
 untouched, ext their lower-case extension; a file used for two columns, e.g. an mp4 that is
 both video and audio, is stored once) and ``<key>.json`` = {"label", "caption", "start", "end",
 "files": {column: member extension or null}}. One exception to the naming: the HF webdataset
-loader decodes ``.npz`` members into arrays, so npz files are stored as ``<key>.npz.bin`` to
-come back byte-identical. Keys are the row's index in the source dataset, 9 digits.
+loader decodes ``.npz`` and ``.npy`` members into arrays, so those files are stored as
+``<key>.npz.bin`` (``.npy.bin``) to come back byte-identical. Keys are the row's index in the source dataset, 9 digits.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ logger = logging.getLogger(__name__)
 
 # File extensions a shard can hold, each with its tar member suffix (= its loader column).
 MEDIA_EXTENSIONS = (
-    "mp4", "avi", "mkv", "webm", "mov", "m4v", "wav", "flac", "mp3", "ogg", "m4a", "aac", "opus", "csv", "npz",
+    "mp4", "avi", "mkv", "webm", "mov", "m4v", "wav", "flac", "mp3", "ogg", "m4a", "aac", "opus", "csv", "npz", "npy",
 )
-_RAW = {"npz"}  # extensions the webdataset loader would decode; stored with ".bin" appended
+_RAW = {"npz", "npy"}  # extensions the webdataset loader would decode; stored with ".bin" appended
 MEMBER_SUFFIX = {ext: f"{ext}.bin" if ext in _RAW else ext for ext in MEDIA_EXTENSIONS}
 
 SHARD_FEATURES = datasets.Features({

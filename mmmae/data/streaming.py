@@ -17,8 +17,9 @@ class StreamingMediaDataset(MediaDataset, torch.utils.data.IterableDataset):
 
     An epoch is one pass over the stream, shuffled within ``shuffle_buffer`` rows by a seed
     that changes with the epoch (``set_epoch`` sets it, each pass then counts on); the
-    stream's shards are split between DataLoader workers. ``samples_per_epoch`` (the number of rows, which a stream cannot know)
-    sets the length the trainer plans epochs with. Unreadable rows are skipped and counted as
+    stream's shards are split between DataLoader workers. ``samples_per_epoch`` (the number of
+    rows, which a stream cannot know) sets the length the trainer plans epochs with; ``index``
+    in a sample is its position in the worker's pass, not a row id. Unreadable rows are skipped and counted as
     in MediaDataset (on the next sample yielded). Every other argument is MediaDataset's.
     """
 

@@ -90,7 +90,8 @@ def write_moving_digits_folder(
         folder = root / word
         folder.mkdir(parents=True, exist_ok=True)
         stem = folder / f"clip_{index:05d}"
-        write_mp4(stem.with_suffix(".mp4"), sample["video"].numpy(), fps, sample["audio"].numpy(), data.sample_rate, gop)
+        write_mp4(stem.with_suffix(".mp4"), sample["video"].numpy(), fps, sample["audio"].numpy(), data.sample_rate,
+                  gop)
         write_imu_csv(stem.with_suffix(".csv"), {k: v.numpy() for k, v in sample["imu"].items()}, data.imu_rates)
         stem.with_suffix(".txt").write_text(sample["caption"] + "\n")
         relative = stem.relative_to(root)

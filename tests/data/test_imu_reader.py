@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmmae.data.imu_reader import read_imu_log, resample_imu
+from mmmae.data.imu_reader import NPY_DEVICE, read_imu_log, resample_imu
 from mmmae.data.media_errors import MediaError
 
 CHANNELS = ("ax", "gz")
@@ -47,6 +47,19 @@ def csv_log(tmp_path):
 def npz_log(tmp_path):
     np.savez(tmp_path / "imu.npz", **devices())
     return tmp_path / "imu.npz"
+
+
+def test_npy_holds_one_device(tmp_path):
+    table = devices()["wrist"]
+    np.save(tmp_path / "wrist.npy", table)
+    for source in (tmp_path / "wrist.npy", (tmp_path / "wrist.npy").read_bytes()):
+        log = read_imu_log(source, channels=CHANNELS)
+        assert list(log) == [NPY_DEVICE]
+        np.testing.assert_array_equal(log[NPY_DEVICE][0], table[:, 0])
+        np.testing.assert_array_equal(log[NPY_DEVICE][1], table[:, 1:])
+    np.save(tmp_path / "flat.npy", table[:, 0])
+    with pytest.raises(MediaError, match="flat.npy.*'imu'.*numeric \\(N, 1 \\+ C\\) array"):
+        read_imu_log(tmp_path / "flat.npy")
 
 
 def test_csv_and_npz_read_every_device_at_its_own_rate(csv_log, npz_log):

@@ -241,3 +241,63 @@ def test_layouts_are_gin_configurable(tmp_path):
     ])
     assert consumer()[0]["video"] == str(tmp_path / "ucf/Archery/a.avi")
     assert manifest()[0]["video"] == str(tmp_path / "x.mp4")
+
+
+@pytest.fixture(scope="module")
+def demo_clips(tmp_path_factory):
+    """Eight real MovingDigits mp4 clips (with audio) in a class folder, and their manifest."""
+    from mmmae.data.synthetic_media import write_moving_digits_folder
+
+    root = tmp_path_factory.mktemp("demo")
+    write_moving_digits_folder(root, 8, frames=16, size=16)
+    return root, sorted(root.glob("*/*.mp4"))
+
+
+def relayout(kind: str, root, clips, tmp_path) -> list[str]:
+    """Put the demo clips into layout `kind` under tmp_path; the gin bindings that read it for training."""
+    import shutil
+
+    if kind == "manifest":
+        return ["train/MediaDataset.source = @train/manifest", f"train/manifest.path = '{root / 'manifest.jsonl'}'"]
+    if kind == "videomae_list":
+        write(tmp_path / "train.csv", "".join(f"{c.relative_to(root)} {i % 3}\n" for i, c in enumerate(clips)))
+        return ["train/MediaDataset.source = @train/videomae_list",
+                f"train/videomae_list.list_path = '{tmp_path}/train.csv'", f"train/videomae_list.root = '{root}'"]
+    if kind == "kinetics_csv":
+        lines = ["label,youtube_id,time_start,time_end,split"]
+        for i, clip in enumerate(clips):
+            label = clip.parent.name.replace("_", " ")
+            target = tmp_path / "k400" / clip.parent.name / f"vid{i}_000000_000002.mp4"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(clip, target)
+            lines.append(f"{label},vid{i},0,2,train")
+        write(tmp_path / "train.csv", "\n".join(lines) + "\n")
+        return ["train/MediaDataset.source = @train/kinetics_csv",
+                f"train/kinetics_csv.csv_path = '{tmp_path}/train.csv'",
+                f"train/kinetics_csv.root = '{tmp_path / 'k400'}'"]
+    entries = []
+    for i, clip in enumerate(clips):
+        shutil.copy(clip, tmp_path / f"{i}.mp4")
+        entries.append({"id": str(i), "label": f"moving {clip.parent.name}", "template": "Moving [something]",
+                        "placeholders": [clip.parent.name]})
+    write(tmp_path / "train.json", json.dumps(entries))
+    write(tmp_path / "labels.json", json.dumps({"Moving something": "0"}))
+    return ["train/MediaDataset.source = @train/ssv2_json", f"train/ssv2_json.json_path = '{tmp_path}/train.json'",
+            f"train/ssv2_json.labels_path = '{tmp_path}/labels.json'", f"train/ssv2_json.root = '{tmp_path}'",
+            "train/ssv2_json.extension = '.mp4'"]
+
+
+@pytest.mark.parametrize("kind", ["manifest", "videomae_list", "kinetics_csv", "ssv2_json"])
+def test_every_layout_trains_a_few_steps(kind, demo_clips, tmp_path):
+    from mmmae.config import parse_config
+    from mmmae.train import pretrain
+    from tests.test_train import MICRO_OVERRIDES
+
+    root, clips = demo_clips
+    bindings = [f"MEDIA_TRAIN = '{root}'", f"MEDIA_TEST = '{root}'", "FRAMES = 4", "STRIDE = 2", "FRAME_SIZE = 16",
+                "MediaDataset.modalities = ['video']", *relayout(kind, root, clips, tmp_path)]
+    parse_config(["recipes/videomae_folder.gin", str(MICRO_OVERRIDES)], bindings)
+    summary = pretrain(output_dir=str(tmp_path / "run"))
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2] and all(r["bad_samples"] == 0 for r in records)
+    assert summary["steps"] == 2

@@ -139,3 +139,11 @@ def test_stream_shards_is_gin_configurable(clips, tmp_path):
     write_shards(clips, tmp_path / "shards")
     gin.parse_config(f"stream_shards.pattern_or_paths = '{tmp_path / 'shards' / 'shard-*.tar'}'")
     assert [row["caption"] for row in stream_shards()] == ["a digit moves up", None, None, "noise"]
+
+
+def test_npy_logs_come_back_byte_identical(tmp_path):
+    np.save(tmp_path / "c.npy", np.random.default_rng(3).normal(size=(20, 4)))
+    (tmp_path / "m.jsonl").write_text(json.dumps({"imu": "c.npy", "label": 1}) + "\n")
+    write_shards(manifest(tmp_path / "m.jsonl"), tmp_path / "shards")
+    (row,) = list(stream_shards(tmp_path / "shards"))
+    assert row["imu"] == (tmp_path / "c.npy").read_bytes()
