@@ -89,11 +89,11 @@ class DenseSampling:
 
     def __init__(self, frames: int = 16, stride: int = 4, mode: str = "random", short: str = "pad"):
         if frames < 1 or stride < 1:
-            raise ValueError(f"frames and stride must be positive, got frames={frames} stride={stride}")
+            raise ValueError(f"DenseSampling.frames and .stride must be positive, got frames={frames} stride={stride}")
         if mode not in ("random", "center"):
-            raise ValueError(f"mode must be 'random' or 'center', got {mode!r}")
+            raise ValueError(f"DenseSampling.mode must be 'random' or 'center', got {mode!r}")
         if short not in ("pad", "loop", "fail"):
-            raise ValueError(f"short must be 'pad', 'loop' or 'fail', got {short!r}")
+            raise ValueError(f"DenseSampling.short must be 'pad', 'loop' or 'fail', got {short!r}")
         self.frames, self.stride, self.mode, self.short = frames, stride, mode, short
 
     def __call__(
@@ -134,9 +134,9 @@ class SegmentSampling:
 
     def __init__(self, frames: int = 16, mode: str = "random"):
         if frames < 1:
-            raise ValueError(f"frames must be positive, got {frames}")
+            raise ValueError(f"SegmentSampling.frames must be positive, got {frames}")
         if mode not in ("random", "center"):
-            raise ValueError(f"mode must be 'random' or 'center', got {mode!r}")
+            raise ValueError(f"SegmentSampling.mode must be 'random' or 'center', got {mode!r}")
         self.frames, self.mode = frames, mode
 
     def __call__(

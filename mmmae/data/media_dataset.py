@@ -112,7 +112,8 @@ class MediaDataset(torch.utils.data.Dataset):
         except MediaError as error:
             if self.on_error == "fail":
                 raise
-            logger.warning("skipping sample %d (%s): %s", row_index, error.path, error.reason)
+            where = row.get("shard_member") or error.path  # a streamed row's media are bytes: name its shard
+            logger.warning("skipping sample %d (%s): %s", row_index, where, error.reason)
             return None
 
     def read(self, row: dict, row_index: int) -> list[dict]:

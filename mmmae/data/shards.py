@@ -40,6 +40,7 @@ SHARD_FEATURES = datasets.Features({
     "label": datasets.Value("int64"),
     "start": datasets.Value("float64"),
     "end": datasets.Value("float64"),
+    "shard_member": datasets.Value("string"),  # "<shard path>#<key>": where errors point
 })
 # What the webdataset loader yields for our shards: one binary column per member suffix, the json.
 _TAR_FEATURES = datasets.Features({
@@ -153,13 +154,14 @@ def _row(example: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{where} lacks the member .{suffix} that its json names for {column}")
     if row["label"] is None:
         row["label"] = -1
-    return {column: row[column] for column in COLUMNS}
+    return {**{column: row[column] for column in COLUMNS}, "shard_member": f"{example['__url__']}#{example['__key__']}"}
 
 
 @gin.configurable(module="mmmae")
 def stream_shards(pattern_or_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> datasets.IterableDataset:
     """Stream shards written by :func:`write_shards` (paths, a directory or a glob pattern) as rows
-    with the layout columns, media as bytes (None where absent). Local files only, no network;
+    with the layout columns, media as bytes (None where absent), plus ``shard_member``
+    ("<shard path>#<key>", which error reports name). Local files only, no network;
     ``n_shards`` is the number of tar files, so DataLoader workers split them."""
     files = [glob.escape(path) for path in shard_paths(pattern_or_paths)]  # data_files are glob patterns
     raw = datasets.load_dataset("webdataset", data_files={"train": files}, split="train", streaming=True,

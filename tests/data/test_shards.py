@@ -75,7 +75,7 @@ def test_write_then_stream_is_byte_identical(clips, tmp_path):
     expected = [row for row in clips if row["video"] is None or not row["video"].endswith("gone.mp4")]
     assert len(rows) == len(expected) == 4
     for got, want in zip(rows, expected):
-        assert list(got) == list(COLUMNS)
+        assert list(got) == [*COLUMNS, "shard_member"]
         for column in ("video", "audio", "imu"):
             if want[column] is None:
                 assert got[column] is None
@@ -85,6 +85,7 @@ def test_write_then_stream_is_byte_identical(clips, tmp_path):
         assert {k: got[k] for k in ("caption", "label", "start", "end")} == {
             k: want[k] for k in ("caption", "label", "start", "end")}
     assert rows[0]["audio"] == rows[0]["video"]
+    assert rows[0]["shard_member"] == f"{shards[0]}#000000000"
     with av.open(io.BytesIO(rows[1]["video"])) as container:  # the bytes are a playable mp4
         assert sum(1 for _ in container.decode(video=0)) == 6
     with np.load(io.BytesIO(rows[2]["imu"])) as npz:

@@ -27,10 +27,12 @@ def stream(shards, frames=4, stride=2, **kwargs) -> StreamingMediaDataset:
                                  sampling=DenseSampling(frames=frames, stride=stride), **kwargs)
 
 
-def test_a_pass_yields_every_readable_row_once_and_counts_the_unreadable(media):
+def test_a_pass_yields_every_readable_row_once_and_counts_the_unreadable(media, caplog):
     _, shards = media
     assert len(shards) == 3
-    samples = list(stream(shards, train=False))
+    with caplog.at_level("WARNING"):
+        samples = list(stream(shards, train=False))
+    assert f"{shards[1]}#000000003" in caplog.text  # the truncated clip, row 3: named by shard and key
     assert len(samples) == 7 and sum(int(s["bad_samples"]) for s in samples) == 1
     assert samples[0]["video"].shape == (3, 4, 16, 16) and samples[0]["audio"].shape == (14000,)
     labels = sorted(int(s["label"]) for s in samples)
