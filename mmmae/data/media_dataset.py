@@ -16,7 +16,7 @@ from torch.utils.data import default_collate
 from mmmae.data.audio_reader import read_audio
 from mmmae.data.clip_sampling import DenseSampling
 from mmmae.data.imu_reader import read_imu_log, resample_imu
-from mmmae.data.media_errors import MediaError
+from mmmae.data.media_errors import MediaError, source_name
 from mmmae.data.transforms import VideoTransform
 from mmmae.data.video_reader import read_frames
 from mmmae.tokenizers.text import encode_captions, load_text_tokenizer
@@ -153,7 +153,8 @@ class MediaDataset(torch.utils.data.Dataset):
             return {"audio": read_audio(row["audio"], start, start + span, self.sample_rate)}
         if modality == "imu":
             log = read_imu_log(row["imu"], self.imu_channels)
-            signals = resample_imu(log, start, start + span, self.imu_rates, max_gap=self.max_gap, path=str(row["imu"]))
+            signals = resample_imu(log, start, start + span, self.imu_rates, max_gap=self.max_gap,
+                                   path=source_name(row["imu"]))  # a streamed log is bytes: "<bytes>"
             if flipped and self.mirror_channels:
                 signals = {name: _negate(values, self.mirror_channels) for name, values in signals.items()}
             return {"imu": signals}

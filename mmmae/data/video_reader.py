@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import av
-from av.video.reformatter import VideoReformatter
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 from mmmae.data.clip_sampling import ClipSelection
 from mmmae.data.media_errors import MediaError
