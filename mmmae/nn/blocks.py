@@ -31,6 +31,23 @@ class Attention(nn.Module):
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 
+class DropPath(nn.Module):
+    """Stochastic depth: while training, zero a residual branch per sample with probability
+    `rate` and scale the kept ones by 1 / (1 - rate); the identity in eval mode."""
+
+    def __init__(self, rate: float = 0.0):
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"drop path rate must lie in [0, 1), got {rate}")
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype)
+        return x * keep.bernoulli_(1.0 - self.rate) / (1.0 - self.rate)
+
+
 class Mlp(nn.Sequential):
     def __init__(self, dim: int, hidden: int):
         super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
@@ -38,18 +55,24 @@ class Mlp(nn.Sequential):
 
 @gin.configurable(module="mmmae")
 class Block(nn.Module):
-    """x + attn(norm(x)), then x + mlp(norm(x)); LayerNorm eps 1e-6 as in VideoMAE."""
+    """x + attn(norm(x)), then x + mlp(norm(x)); LayerNorm eps 1e-6 as in VideoMAE.
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, backend: str = "auto"):
+    drop_path: stochastic depth rate of both residual branches (per sample; packed (T, D)
+    inputs drop per token). norm_eps: HF transformers' VideoMAE/ViTMAE use 1e-12.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, backend: str = "auto",
+                 drop_path: float = 0.0, norm_eps: float = 1e-6):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, heads, qkv_bias=qkv_bias, backend=backend)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), packing)
-        return x + self.mlp(self.norm2(x))
+        x = x + self.drop_path(self.attn(self.norm1(x), packing))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class Transformer(nn.Module):

@@ -25,12 +25,15 @@ class Encoder(nn.Module):
     recipe need not know the model's depth.
     sparsify: a TokenSparsification (SMAUG) that drops tokens after one of the shared blocks
     while training.
+    drop_path: stochastic depth, rising linearly from 0 at the first block to `drop_path` at
+    the last (timm / VideoMAE fine-tuning); norm_eps: every LayerNorm's epsilon.
     The model builds it with its modality names (gin: `MaskedAutoencoder.encoder = @Encoder`).
     """
 
     def __init__(self, modalities: Sequence[str], dim: int = gin.REQUIRED, depth: int = gin.REQUIRED,
                  heads: int = gin.REQUIRED, fusion: str = "joint", fusion_layers: int = 0, specific_layers: int = 0,
-                 shared_layers: int | None = None, sparsify: TokenSparsification | None = None):
+                 shared_layers: int | None = None, sparsify: TokenSparsification | None = None,
+                 drop_path: float = 0.0, norm_eps: float = 1e-6):
         super().__init__()
         if shared_layers is not None:
             if specific_layers or not 0 <= shared_layers <= depth:
@@ -53,11 +56,14 @@ class Encoder(nn.Module):
                                  f"modalities {list(modalities)}")
         self.sparsify = sparsify
         self.dim = dim
-        self.specific = nn.ModuleDict(
-            {m: nn.ModuleList([Block(dim, heads) for _ in range(specific_layers)]) for m in modalities})
-        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(shared)])
+        rates = torch.linspace(0, drop_path, depth).tolist()
+        self.specific = nn.ModuleDict({m: nn.ModuleList(
+            [Block(dim, heads, drop_path=rates[i], norm_eps=norm_eps) for i in range(specific_layers)])
+            for m in modalities})
+        self.blocks = nn.ModuleList(
+            [Block(dim, heads, drop_path=rates[i], norm_eps=norm_eps) for i in range(specific_layers, depth)])
         self.joint_from = {"separate": shared, "joint": 0, "mid": shared - fusion_layers}[fusion]
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
 
     def forward(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
                 valid: dict[str, torch.Tensor | None] | None = None
