@@ -76,12 +76,15 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """A stack of blocks and a final LayerNorm: (B, N, D) -> (B, N, D), or packed (T, D)."""
+    """A stack of blocks and a final LayerNorm: (B, N, D) -> (B, N, D), or packed (T, D).
 
-    def __init__(self, dim: int, depth: int, heads: int):
+    norm_eps: the blocks' LayerNorm epsilon; final_norm_eps: the last LayerNorm's (default the
+    same; HF VideoMAE's decoder has 1e-12 in its blocks and torch's 1e-5 at the end)."""
+
+    def __init__(self, dim: int, depth: int, heads: int, norm_eps: float = 1e-6, final_norm_eps: float | None = None):
         super().__init__()
-        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.blocks = nn.ModuleList([Block(dim, heads, norm_eps=norm_eps) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=norm_eps if final_norm_eps is None else final_norm_eps)
 
     def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
         for block in self.blocks:

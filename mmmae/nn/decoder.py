@@ -14,7 +14,8 @@ class MaskTokenDecoder(nn.Module):
     """VideoMAE decoder: [visible + pos(keep) ; mask_token + pos(predict)] -> blocks -> head.
 
     Only the last Q outputs (the predict set, in its sorted order) go through the head.
-    in_dim and out_dim are filled in by the Modality from its tokenizer.
+    in_dim and out_dim are filled in by the Modality from its tokenizer. norm_eps and
+    final_norm_eps: the LayerNorm epsilons of the blocks and of the last norm (see Transformer).
     """
 
     def __init__(
@@ -25,11 +26,13 @@ class MaskTokenDecoder(nn.Module):
         depth: int = gin.REQUIRED,
         heads: int = gin.REQUIRED,
         pos_embed: str = "joint",
+        norm_eps: float = 1e-6,
+        final_norm_eps: float | None = None,
     ):
         super().__init__()
         self.embed = nn.Linear(in_dim, dim, bias=False)
         self.mask_token = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, dim), std=0.02))
-        self.transformer = Transformer(dim, depth, heads)
+        self.transformer = Transformer(dim, depth, heads, norm_eps, final_norm_eps)
         self.head = nn.Linear(dim, out_dim)
         self.pos_embed = pos_embed
 

@@ -35,3 +35,10 @@ def test_encoder_drop_path_rises_linearly_over_all_blocks():
     rates = [encoder.specific["video"][0].drop_path.rate] + [b.drop_path.rate for b in encoder.blocks]
     assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3])
     assert encoder.norm.eps == 1e-5 and encoder.blocks[0].norm1.eps == 1e-5
+
+
+def test_decoder_final_norm_eps_can_differ_from_its_blocks():
+    from mmmae.nn.decoder import MaskTokenDecoder
+
+    decoder = MaskTokenDecoder(8, 4, dim=8, depth=1, heads=2, norm_eps=1e-12, final_norm_eps=1e-5)
+    assert decoder.transformer.blocks[0].norm1.eps == 1e-12 and decoder.transformer.norm.eps == 1e-5
