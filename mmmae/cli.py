@@ -1,5 +1,5 @@
-"""`mmmae train | eval | viz-mask | validate | shard | bench | demo-media`: gin files and bindings in;
-runs, figures and reports out."""
+"""`mmmae train | eval | export | convert | zoo | viz-mask | validate | shard | bench | demo-media`:
+gin files and bindings in; runs, weights, figures and reports out."""
 
 import argparse
 import json
@@ -56,7 +56,139 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--batches", type=int, default=10, help="batches timed after the first")
     data.add_argument("--steps", type=int, default=5, help="model steps timed after the first")
     data.add_argument("--workers", type=int, default=None, help="loader processes (default: pretrain.num_workers)")
+    _add_weight_commands(commands)
     return parser
+
+
+def _add_weight_commands(commands) -> None:
+    """`mmmae export`, `mmmae convert` and `mmmae zoo list | download | verify`."""
+    export = commands.add_parser("export", help="write a run (or pretrained folder) as a pretrained folder with "
+                                                "metadata and a model card, optionally encoder only")
+    export.add_argument("--src", required=True, help="a run directory or pretrained folder")
+    export.add_argument("--dst", required=True, help="the pretrained folder to write")
+    export.add_argument("--encoder_only", action="store_true", help="leave out decoders and objective heads")
+    export.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                        help="storage dtype of the weights (loading casts back)")
+    export.add_argument("--description", help="one line for the model card")
+    convert = commands.add_parser("convert", help="convert another codebase's checkpoint into a pretrained folder")
+    convert.add_argument("--from", dest="kind", required=True, help="hf-videomae, hf-vitmae, videomae, videomae-v2, "
+                                                                    "mae-st or audiomae")
+    convert.add_argument("--src", required=True, help="checkpoint file, or an HF save_pretrained folder")
+    convert.add_argument("--dst", required=True, help="the pretrained folder to write")
+    convert.add_argument("--allow_pickle", action="store_true",
+                         help="accept a pickle (.pth/.pt/.bin) checkpoint. Unpickling can run arbitrary code: only "
+                              "for files you trust; it is loaded with torch.load(weights_only=True)")
+    convert.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                         help="what the checkpoint does not say, e.g. heads=6 (repeatable; values parsed as JSON)")
+    zoo = commands.add_parser("zoo", help="the model zoo: named weights checked against their sha256")
+    actions = zoo.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every named model, its recipe and measured metrics")
+    download = actions.add_parser("download", help="fetch a named model into the cache and verify it")
+    download.add_argument("name")
+    verify = actions.add_parser("verify", help="check cached (or shipped) files against the registry's sha256")
+    verify.add_argument("names", nargs="*", help="models to check (default: all)")
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """['heads=6', 'name=x'] -> {'heads': 6, 'name': 'x'}: values as JSON when they parse, else strings."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {pair!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def run_export(args: argparse.Namespace) -> None:
+    import torch
+
+    from mmmae.zoo.pretrained import from_pretrained, locate, save_pretrained
+
+    files = locate(args.src)
+    model = from_pretrained(args.src)
+    metadata = dict(files.metadata)
+    summary = files.directory / "summary.json"
+    if summary.is_file():
+        metadata.setdefault("metrics", run_metrics(json.loads(summary.read_text())))
+    if args.description:
+        metadata["description"] = args.description
+    metadata.setdefault("source", str(files.directory))
+    for key in ("format", "version", "mmmae_version", "encoder_only", "stored_dtype"):
+        metadata.pop(key, None)
+    dtype = getattr(torch, args.dtype)
+    print(save_pretrained(model, args.dst, files.config.read_text(), metadata, args.encoder_only, dtype))
+
+
+def run_metrics(summary: dict) -> dict:
+    """A run summary's evaluation results, flattened to {"<kind> <what> (<init>)": value}."""
+    metrics = {}
+    for entry in summary.get("evaluations", []):
+        for init in ("pretrained", "random_init"):
+            result = entry.get(init)
+            if entry["kind"] == "linear_probe" and result:
+                metrics[f"linear probe {result['modality']} accuracy ({init})"] = result["test_accuracy"]
+            elif entry["kind"] == "retrieval" and result:
+                for pair in result.values():
+                    a, b = pair["modalities"]
+                    for direction in (f"{a}->{b}", f"{b}->{a}"):
+                        for k, value in pair[direction].items():
+                            metrics[f"retrieval {direction} {k} ({init})"] = value
+    return metrics
+
+
+def run_convert(args: argparse.Namespace) -> None:
+    from mmmae.zoo.convert import convert_checkpoint
+
+    print(convert_checkpoint(args.kind, args.src, args.dst, args.allow_pickle, parse_options(args.option)))
+
+
+def run_zoo(args: argparse.Namespace) -> int:
+    from mmmae.zoo.registry import Registry
+
+    registry = Registry.load()
+    if args.action == "list":
+        for entry in registry.models.values():
+            cached = "cached" if registry.cached(entry.name).is_dir() else "not downloaded"
+            print(f"{entry.name}: {entry.description} (recipe {entry.recipe}; {cached})")
+            for metric, value in entry.metrics.items():
+                print(f"    {metric}: {value}")
+        return 0
+    if args.action == "download":
+        print(registry.fetch(args.name))
+        return 0
+    failed = 0
+    for name in args.names or list(registry.models):
+        folder = registry.cached(name)
+        if not folder.is_dir():
+            entry = registry.entry(name)
+            folder = registry.path.parent / entry.source
+            if not folder.is_dir():
+                print(f"{name}: not downloaded (run `mmmae zoo download {name}`)")
+                continue
+        bad = registry.check(name, folder)
+        failed += bool(bad)
+        for filename, expected, actual in bad:
+            print(f"{name}: {folder / filename} sha256 {actual or '(missing)'} != registered {expected}")
+        if not bad:
+            print(f"{name}: {folder} ok ({len(registry.entry(name).files)} files match their sha256)")
+    return 1 if failed else 0
+
+
+WEIGHT_COMMANDS = {"zoo": run_zoo, "export": run_export, "convert": run_convert}
+
+
+def run_weight_command(args: argparse.Namespace) -> None:
+    """A weight command; a bad file, name or key exits with its message rather than a traceback."""
+    try:
+        code = WEIGHT_COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        sys.exit(f"mmmae {args.command}: {error.args[0] if error.args else error}")
+    if code:
+        sys.exit(code)
 
 
 def probe_lines(init: str, result: dict) -> list[str]:
@@ -164,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
             return print(write_demo_media(args.output_dir, args.train_clips, args.test_clips))
         if args.command == "viz-mask":
             return run_viz_mask(args)
+        if args.command in WEIGHT_COMMANDS:
+            return run_weight_command(args)
         summary = run_train(args) if args.command == "train" else run_eval(args)
     except ConfigError as error:
         sys.exit(f"mmmae {args.command}: {error}")

@@ -55,3 +55,48 @@ def test_bad_gin_fails_with_the_binding_and_no_traceback(tmp_path):
     assert result.returncode == 1
     assert "doesn't have a parameter named 'stepz'" in result.stderr and "line 2" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_then_zoo_list_download_verify(tmp_path):
+    import json
+    import os
+    from pathlib import Path
+
+    from mmmae.zoo.pretrained import build_model, save_pretrained
+    from mmmae.zoo.registry import sha256
+
+    config = Path(MICRO_GIN).read_text()
+    source = save_pretrained(build_model(config), tmp_path / "full", config, {"metrics": {"probe": 0.5}})
+    exported = run("export", "--src", str(source), "--dst", str(tmp_path / "zoo" / "micro"), "--encoder_only",
+                   "--dtype", "float16", "--description", "a micro model")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    metadata = json.loads((tmp_path / "zoo" / "micro" / "mmmae.json").read_text())
+    assert metadata["encoder_only"] and metadata["stored_dtype"] == "float16"
+    assert metadata["description"] == "a micro model" and metadata["metrics"] == {"probe": 0.5}
+
+    folder = tmp_path / "zoo" / "micro"
+    files = {p.name: sha256(p) for p in folder.iterdir()}
+    (tmp_path / "zoo" / "registry.json").write_text(json.dumps({"micro": {
+        "description": "a micro model", "source": "micro", "files": files, "recipe": "micro.gin",
+        "metrics": {"probe": 0.5}}}))
+    env = {**os.environ, "MMMAE_ZOO_REGISTRY": str(tmp_path / "zoo" / "registry.json"),
+           "MMMAE_CACHE": str(tmp_path / "cache")}
+
+    def zoo(*args):
+        return subprocess.run([sys.executable, "-m", "mmmae", "zoo", *args], capture_output=True, text=True,
+                              timeout=300, env=env)
+
+    listed = zoo("list")
+    assert listed.returncode == 0 and "micro: a micro model (recipe micro.gin; not downloaded)" in listed.stdout
+    assert "probe: 0.5" in listed.stdout
+    downloaded = zoo("download", "micro")
+    assert downloaded.returncode == 0 and downloaded.stdout.strip() == str(tmp_path / "cache" / "zoo" / "micro")
+    verified = zoo("verify")
+    assert verified.returncode == 0 and "micro: " in verified.stdout and "4 files match" in verified.stdout
+    (tmp_path / "cache" / "zoo" / "micro" / "model.safetensors").write_bytes(b"truncated")
+    tampered = zoo("verify", "micro")
+    truncated = tmp_path / "cache" / "zoo" / "micro" / "model.safetensors"
+    assert tampered.returncode == 1
+    assert f"{truncated} sha256 {sha256(truncated)} != registered {files['model.safetensors']}" in tampered.stdout
+    unknown = zoo("download", "absent")
+    assert unknown.returncode == 1 and "no model 'absent' in the zoo" in unknown.stderr
