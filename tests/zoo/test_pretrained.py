@@ -175,3 +175,12 @@ def test_build_model_parses_a_config_file_too(tmp_path):
     path = tmp_path / "config.gin"
     path.write_text(MICRO_CONFIG)
     assert build_model(path).encoder.dim == 32
+
+
+def test_the_package_exposes_load_pretrained(micro_model, tmp_path):
+    import mmmae
+
+    directory = mmmae.save_pretrained(micro_model, tmp_path / "m", MICRO_CONFIG)
+    assert isinstance(mmmae.load_pretrained(directory), MaskedAutoencoder)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        mmmae.nothing  # noqa: B018
