@@ -70,6 +70,8 @@ def _add_weight_commands(commands) -> None:
     export.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                         help="storage dtype of the weights (loading casts back)")
     export.add_argument("--description", help="one line for the model card")
+    export.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                        help="metadata to record, e.g. recipe=recipes/quickstart.gin (repeatable; JSON values)")
     convert = commands.add_parser("convert", help="convert another codebase's checkpoint into a pretrained folder")
     convert.add_argument("--from", dest="kind", required=True, help="hf-videomae, hf-vitmae, videomae, videomae-v2, "
                                                                     "mae-st or audiomae")
@@ -95,7 +97,7 @@ def parse_options(pairs: list[str]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--option {pair!r} is not KEY=VALUE")
+            raise ValueError(f"{pair!r} is not KEY=VALUE")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -116,6 +118,7 @@ def run_export(args: argparse.Namespace) -> None:
         metadata.setdefault("metrics", run_metrics(json.loads(summary.read_text())))
     if args.description:
         metadata["description"] = args.description
+    metadata.update(parse_options(args.meta))
     metadata.setdefault("source", str(files.directory))
     for key in ("format", "version", "mmmae_version", "encoder_only", "stored_dtype"):
         metadata.pop(key, None)

@@ -27,13 +27,15 @@ class Encoder(nn.Module):
     while training.
     drop_path: stochastic depth, rising linearly from 0 at the first block to `drop_path` at
     the last (timm / VideoMAE fine-tuning); norm_eps: every LayerNorm's epsilon.
+    final_norm: False leaves out the LayerNorm after the last block (HF VideoMAEModel with
+    use_mean_pooling=True and VideoMAE's fine-tuned `fc_norm` models end without one).
     The model builds it with its modality names (gin: `MaskedAutoencoder.encoder = @Encoder`).
     """
 
     def __init__(self, modalities: Sequence[str], dim: int = gin.REQUIRED, depth: int = gin.REQUIRED,
                  heads: int = gin.REQUIRED, fusion: str = "joint", fusion_layers: int = 0, specific_layers: int = 0,
                  shared_layers: int | None = None, sparsify: TokenSparsification | None = None,
-                 drop_path: float = 0.0, norm_eps: float = 1e-6):
+                 drop_path: float = 0.0, norm_eps: float = 1e-6, final_norm: bool = True):
         super().__init__()
         if shared_layers is not None:
             if specific_layers or not 0 <= shared_layers <= depth:
@@ -63,7 +65,7 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(
             [Block(dim, heads, drop_path=rates[i], norm_eps=norm_eps) for i in range(specific_layers, depth)])
         self.joint_from = {"separate": shared, "joint": 0, "mid": shared - fusion_layers}[fusion]
-        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
 
     def forward(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
                 valid: dict[str, torch.Tensor | None] | None = None

@@ -1,0 +1,1 @@
+"""The model zoo: pretrained directories, the registry of named weights, and converters."""
