@@ -100,3 +100,25 @@ def test_export_then_zoo_list_download_verify(tmp_path):
     assert f"{truncated} sha256 {sha256(truncated)} != registered {files['model.safetensors']}" in tampered.stdout
     unknown = zoo("download", "absent")
     assert unknown.returncode == 1 and "no model 'absent' in the zoo" in unknown.stderr
+
+
+def test_convert_an_hf_videomae_folder_and_refuse_a_pickle_without_the_flag(tmp_path):
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+
+    config = VideoMAEConfig(image_size=16, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
+                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, decoder_hidden_size=16,
+                            decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=32)
+    VideoMAEForPreTraining(config).save_pretrained(tmp_path / "hf")
+    converted = run("convert", "--from", "hf-videomae", "--src", str(tmp_path / "hf"), "--dst", str(tmp_path / "mm"))
+    assert converted.returncode == 0, converted.stderr[-3000:]
+    assert converted.stdout.strip() == str(tmp_path / "mm")
+    assert {p.name for p in (tmp_path / "mm").iterdir()} == {"model.safetensors", "config.gin", "mmmae.json",
+                                                              "README.md"}
+    torch.save({"model": {"encoder.norm.weight": torch.ones(2)}}, tmp_path / "ckpt.pth")
+    refused = run("convert", "--from", "videomae", "--src", str(tmp_path / "ckpt.pth"), "--dst", str(tmp_path / "x"))
+    assert refused.returncode == 1 and "--allow_pickle" in refused.stderr and str(tmp_path / "ckpt.pth") in refused.stderr
+    assert not (tmp_path / "x").exists()
+    bad_option = run("convert", "--from", "videomae", "--src", str(tmp_path / "ckpt.pth"), "--dst", str(tmp_path / "x"),
+                     "--allow_pickle", "--option", "heads")
+    assert bad_option.returncode == 1 and "'heads' is not KEY=VALUE" in bad_option.stderr
