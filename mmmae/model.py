@@ -21,15 +21,33 @@ class Modality(nn.Module):
     tokenizer's width and target size, or None when the modality is only encoded or a
     model-level decoder (`MaskedAutoencoder.decoder`) decodes it. A learned modality
     embedding is added to every token.
+    cls_token: a learned class token `cls_token` (1, 1, D) (MAE, MAE-ST, AudioMAE; its position
+    folded in) put before this modality's kept tokens in the encoder and taken out after it:
+    ModalityOutput.cls, and the decoder's `cls` argument (MaskTokenDecoder.cls_token).
     """
 
-    def __init__(self, name: str, tokenizer: nn.Module, masker: Callable, decoder: Callable | None = None):
+    def __init__(self, name: str, tokenizer: nn.Module, masker: Callable, decoder: Callable | None = None,
+                 cls_token: bool = False):
         super().__init__()
         self.name = name
         self.tokenizer = tokenizer
         self.masker = masker
         self.decoder = decoder(in_dim=tokenizer.dim, out_dim=tokenizer.target_dim) if decoder else None
         self.embedding = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, tokenizer.dim), std=0.02))
+        if cls_token:
+            self.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, tokenizer.dim), std=0.02))
+        else:
+            self.cls_token = None
+
+    def with_cls(self, tokens: torch.Tensor, valid: torch.Tensor | None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """tokens (B, K, D), valid (B, K) or None -> with the class token first, (B, 1 + K, D)."""
+        if self.cls_token is None:
+            return tokens, valid
+        cls = self.cls_token.to(tokens.dtype).expand(tokens.shape[0], -1, -1)
+        if valid is not None:
+            valid = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1)
+        return torch.cat([cls, tokens], dim=1), valid
 
     def mask(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan:
         """The masker's plan; a masker that cannot use the batch (a missing side channel, a
@@ -60,6 +78,7 @@ class ModalityOutput:
     prediction: torch.Tensor | None  # (B, Q, P) at plan.predict
     present: torch.Tensor  # (B,) bool
     mask: torch.Tensor | None = None  # (B, K) bool: encoded tokens that took part (not padding, absent or dropped)
+    cls: torch.Tensor | None = None  # (B, D) the encoded class token (Modality.cls_token), else None
 
 
 @dataclass
@@ -93,14 +112,16 @@ class MaskedAutoencoder(nn.Module):
         plans = {m: modality.mask(tokens[m], batch, rng) for m, modality in self.modalities.items()}
         present = {m: presence(batch, m, tokens[m].embed) for m in tokens}
         valid = {m: None if t.valid is None else torch.gather(t.valid, 1, plans[m].keep) for m, t in tokens.items()}
-        encoded, taking_part = self.encoder({m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens},
-                                            present, valid)
+        encoded, taking_part, cls = self.run_encoder(
+            {m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens}, present, valid)
         if self.decoder is not None:
             predictions = self.decoder(encoded, tokens, plans, present)
         else:
-            predictions = {m: modality.decoder(encoded[m], tokens[m].grid, plans[m])
+            predictions = {m: modality.decoder(encoded[m], tokens[m].grid, plans[m],
+                                               **({"cls": cls[m]} if m in cls else {}))
                            for m, modality in self.modalities.items() if modality.decoder is not None}
-        outputs = {m: ModalityOutput(tokens[m], plans[m], encoded[m], predictions.get(m), present[m], taking_part[m])
+        outputs = {m: ModalityOutput(tokens[m], plans[m], encoded[m], predictions.get(m), present[m], taking_part[m],
+                                     cls.get(m))
                    for m in tokens}
         loss, logs = 0.0, {}
         for objective in self.losses:
@@ -110,11 +131,27 @@ class MaskedAutoencoder(nn.Module):
         logs["loss"] = loss.detach()
         return ModelOutput(loss, logs, outputs)
 
+    def run_encoder(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+                    valid: dict[str, torch.Tensor | None]
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The encoder (see Encoder.forward) with each modality's class token put first and taken
+        out again: (encoded {m: (B, K, D)}, taking part {m: (B, K)}, class outputs {m: (B, D)})."""
+        with_cls = {m: self.modalities[m].cls_token is not None for m in parts}
+        parts, valid = dict(parts), dict(valid)
+        for m in parts:
+            parts[m], valid[m] = self.modalities[m].with_cls(parts[m], valid.get(m))
+        encoded, taking_part = self.encoder(parts, present, valid)
+        cls = {m: encoded[m][:, 0] for m in encoded if with_cls[m]}
+        encoded = {m: x[:, 1:] if with_cls[m] else x for m, x in encoded.items()}
+        taking_part = {m: x[:, 1:] if with_cls[m] else x for m, x in taking_part.items()}
+        return encoded, taking_part, cls
+
     def encode(self, batch: dict, modality: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """All tokens of one modality, unmasked, encoded alone: ((B, N, D), valid (B, N) bool or None)."""
+        """All tokens of one modality, unmasked, encoded alone: ((B, N, D), valid (B, N) bool or None).
+        A class token (Modality.cls_token) takes part but is not returned."""
         tokens = self.modalities[modality].tokenize(batch[modality])
         present = {modality: torch.ones(tokens.embed.shape[0], dtype=torch.bool)}
-        encoded, _ = self.encoder({modality: tokens.embed}, present, {modality: tokens.valid})
+        encoded, _, _ = self.run_encoder({modality: tokens.embed}, present, {modality: tokens.valid})
         return encoded[modality], tokens.valid
 
     @torch.no_grad()

@@ -6,11 +6,13 @@ import torch
 from torch import nn
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
-NO_DECAY_NAMES = ("mask_token",)
+# Parameters MAE / VideoMAE exempt from weight decay besides norms and biases: mask and class
+# tokens, and learned position tables (mmmae.nn.pos_embed: `table`, `spatial`, `temporal`).
+NO_DECAY_NAMES = ("mask_token", "cls_token", "cls_embed", "table", "spatial", "temporal")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups: weight decay on matrices, none on norms, biases and mask tokens."""
+    """Two AdamW groups: weight decay on matrices, none on norms, biases, tokens and position tables."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:

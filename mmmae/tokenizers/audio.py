@@ -13,7 +13,7 @@ AudioMAE divides by two standard deviations (norm_scale=2, AudioSet mean -4.2677
 4.5689974); CAV-MAE divides by one (norm_scale=1, AudioSet mean -5.081, std 4.4849).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import gin
@@ -23,6 +23,7 @@ from einops import rearrange
 from torch import nn
 from torch.nn.functional import pad
 
+from mmmae.nn.pos_embed import LEARNED
 from mmmae.tokenizers.patches import PixelTokenizer, token_grid
 from mmmae.types import Tokens
 
@@ -109,8 +110,12 @@ class AudioTokenizer(PixelTokenizer):
     embeds it into grid (target_length / patch, num_mel_bins / patch) = (T', F'), token index
     t * F' + f (AudioMAE: 1024 x 128 -> 64 x 8 = 512 tokens), plus a fixed 2-D sin-cos table
     (`pos_embed` "separable": half the channels for time, half for frequency; "joint": 1-D over
-    the token index). Targets (B, N, patch * patch) are the normalised spectrogram patches,
-    each standardised over its own values when `norm_target` (AudioMAE's norm_pix_loss).
+    the token index), or a learned table ("learned", AudioMAE's stored table) at the reference
+    grid `pos_grid` (default: this tokenizer's own grid), resampled bicubically when
+    target_length differs (another audio length). Targets (B, N, patch * patch) are the
+    normalised spectrogram patches, each standardised over its own values when `norm_target`
+    (True: (x - mean) / (unbiased std + 1e-6); 'mae': / sqrt(unbiased var + 1e-6), exactly
+    AudioMAE's norm_pix_loss).
     Defaults normalise as AudioMAE on AudioSet; CAV-MAE: mean -5.081, std 4.4849, norm_scale 1.
     `augment` (e.g. ``@SpecAugment()``) changes each raw fbank in training mode only, before
     normalisation, as AudioMAE's fine-tuning does.
@@ -126,14 +131,17 @@ class AudioTokenizer(PixelTokenizer):
         mean: float = AUDIOMAE_AUDIOSET_NORM.mean,
         std: float = AUDIOMAE_AUDIOSET_NORM.std,
         norm_scale: float = AUDIOMAE_AUDIOSET_NORM.norm_scale,
-        norm_target: bool = True,
+        norm_target: bool | str = True,
         pos_embed: str = "separable",
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        pos_grid: Sequence[int] | None = None,
     ):
         kernel = (patch, patch)
         grid = token_grid("AudioTokenizer", (target_length, num_mel_bins), kernel, "TF")
         proj = nn.Conv2d(1, dim, kernel_size=patch, stride=patch)
-        super().__init__(proj, kernel, pos_embed, norm_target, (mean,), (std,))
+        if pos_grid is None and pos_embed in LEARNED:
+            pos_grid = grid
+        super().__init__(proj, kernel, pos_embed, norm_target, (mean,), (std,), pos_grid)
         self.norm_scale = norm_scale
         self.grid = grid
         self.sample_rate = sample_rate
@@ -155,6 +163,10 @@ class AudioTokenizer(PixelTokenizer):
     def standardize(self, fbank: torch.Tensor) -> torch.Tensor:
         """Raw fbank, any shape -> (fbank - mean) / (norm_scale * std)."""
         return normalize_fbank(fbank, self.mean, self.std, self.norm_scale)
+
+    def target_source(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """Targets are cut from the normalised spectrogram `forward` passes (every norm_target)."""
+        return spectrogram
 
     def figure_image(self, audio: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int, int]]:
         """The normalised spectrogram as a one-frame, one-channel clip (B, 1, 1, T, F) scaled to

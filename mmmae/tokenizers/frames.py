@@ -15,7 +15,8 @@ from mmmae.types import Tokens
 class FrameTokenizer(PixelTokenizer):
     """Conv2d patch embedding per frame; grid (T, H', W') for clips, (H', W') for images.
 
-    Targets as TubeletTokenizer with a tubelet of one frame.
+    Targets as TubeletTokenizer with a tubelet of one frame. Positions as PixelTokenizer; an
+    image model's 2-D reference `pos_grid` (H', W') applied to a clip repeats over the frames.
     """
 
     def __init__(
@@ -24,12 +25,13 @@ class FrameTokenizer(PixelTokenizer):
         patch: int = 16,
         channels: int = 3,
         pos_embed: str = "joint",
-        norm_target: bool = True,
+        norm_target: bool | str = True,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        pos_grid: Sequence[int] | None = None,
     ):
         proj = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
-        super().__init__(proj, (1, patch, patch), pos_embed, norm_target, mean, std)
+        super().__init__(proj, (1, patch, patch), pos_embed, norm_target, mean, std, pos_grid)
 
     def grid(self, shape: Sequence[int]) -> tuple[int, ...]:
         """(B, C, T, H, W) -> (T, H', W'); (B, C, H, W) -> (H', W')."""

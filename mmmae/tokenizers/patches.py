@@ -4,7 +4,10 @@ class that owns the projection, input standardisation and positions.
 Reconstruction targets follow VideoMAE: pixels in [0, 1] are cut into patches laid out
 (t h w)(p0 p1 p2 c), channels innermost; with `normalize` each token is standardised per
 channel over its p0*p1*p2 pixels, (x - mean) / (unbiased std + 1e-6). MAE / MAE-ST instead
-normalise jointly over all values of a patch; the two are not interchangeable.
+normalise jointly over all values of a patch; the two are not interchangeable, so a
+tokenizer's `norm_target` also takes MAE's: 'mae' (norm_pix_loss: the standardised pixels of a
+patch, (x - mean) / sqrt(unbiased var + 1e-6) over all its values) and 'standardized' (MAE
+without norm_pix_loss: the standardised pixels as they are).
 """
 
 import math
@@ -14,7 +17,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from mmmae.nn.pos_embed import sincos_pos_embed
+from mmmae.nn.pos_embed import position_table
 from mmmae.types import Tokens
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -31,10 +34,15 @@ def token_grid(name: str, sizes: Sequence[int], kernel: Sequence[int], axes: str
     return tuple(s // k for s, k in zip(sizes, kernel))
 
 
-def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool = True) -> torch.Tensor:
+TARGET_NORMS = (True, False, "mae", "standardized")
+MAE_TARGETS = ("mae", "standardized")
+
+
+def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool | str = True) -> torch.Tensor:
     """Pixels (B, C, T, H, W) with kernel (p0, p, p), or (B, C, H, W) with (p, p) -> (B, N, P).
 
-    P = prod(kernel) * C, laid out (p0 p1 p2 c). See the module docstring for `normalize`.
+    P = prod(kernel) * C, laid out (p0 p1 p2 c). See the module docstring for `normalize`
+    (True: per channel; 'mae': jointly over the patch; False / 'standardized': none).
     """
     if pixels.ndim == 5:
         p0, p1, p2 = kernel
@@ -42,7 +50,11 @@ def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool =
     else:
         p1, p2 = kernel
         patches = rearrange(pixels, "b c (h p1) (w p2) -> b (h w) (p1 p2) c", p1=p1, p2=p2)
-    if normalize:
+    if normalize == "mae":
+        mean = patches.mean(dim=(-2, -1), keepdim=True)
+        var = patches.var(dim=(-2, -1), keepdim=True, unbiased=True)
+        patches = (patches - mean) / (var + 1e-6) ** 0.5
+    elif normalize is True:
         mean = patches.mean(dim=-2, keepdim=True)
         std = patches.std(dim=-2, keepdim=True, unbiased=True)
         patches = (patches - mean) / (std + 1e-6)
@@ -51,16 +63,26 @@ def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool =
 
 class PixelTokenizer(nn.Module):
     """What the pixel tokenizers share: a patch projection `proj`, its `kernel` (p0, p, p),
-    fixed sin-cos positions and the targets above. Subclasses define `grid` and `forward`."""
+    positions and the targets above. Subclasses define `grid` and `forward`.
+
+    pos_embed: a fixed sin-cos variant ('joint', 'separable') or a learned one ('learned',
+    'learned_separable'); pos_grid: the reference token grid where the table lives (required for
+    learned tables), resampled to each input's grid (mmmae.nn.pos_embed). Stored as `positions`.
+    norm_target: one of TARGET_NORMS (module docstring); the MAE ones cut the standardised pixels.
+    """
 
     def __init__(self, proj: nn.Conv2d | nn.Conv3d, kernel: tuple[int, int, int], pos_embed: str,
-                 norm_target: bool, mean: Sequence[float], std: Sequence[float]):
+                 norm_target: bool | str, mean: Sequence[float], std: Sequence[float],
+                 pos_grid: Sequence[int] | None = None):
         super().__init__()
+        if norm_target not in TARGET_NORMS:
+            raise ValueError(f"{type(self).__name__}.norm_target = {norm_target!r} is not one of {TARGET_NORMS}")
         self.proj = proj
         self.kernel = kernel
         self.dim = proj.out_channels
         self.target_dim = math.prod(kernel) * proj.in_channels
         self.pos_embed = pos_embed
+        self.positions = position_table(pos_embed, self.dim, pos_grid, owner=f"{type(self).__name__}.pos_embed")
         self.norm_target = norm_target
         self.register_buffer("mean", torch.tensor(mean), persistent=False)
         self.register_buffer("std", torch.tensor(std), persistent=False)
@@ -72,8 +94,13 @@ class PixelTokenizer(nn.Module):
 
     def tokens(self, embed: torch.Tensor, pixels: torch.Tensor, grid: tuple[int, ...], kernel: Sequence[int]) -> Tokens:
         """Patch embeddings (B, N, D) + positions, and the targets of `pixels` cut by `kernel`."""
-        embed = embed + sincos_pos_embed(grid, embed.shape[-1], self.pos_embed, embed.device).to(embed.dtype)
-        return Tokens(embed=embed, target=patch_targets(pixels, kernel, self.norm_target), grid=grid)
+        embed = embed + self.positions(grid, embed.device).to(embed.dtype)
+        target = patch_targets(self.target_source(pixels), kernel, self.norm_target)
+        return Tokens(embed=embed, target=target, grid=grid)
+
+    def target_source(self, pixels: torch.Tensor) -> torch.Tensor:
+        """What the targets are cut from: the pixels, standardised for MAE's target norms."""
+        return self.standardize(pixels) if self.norm_target in MAE_TARGETS else pixels
 
     def figure_image(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, ...]] | None:
         """What a reconstruction figure shows: clips (B, C, T, H, W) in [0, 1] as they are, with
