@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config
+from mmmae.eval.report import EVALUATION_LINES, extract_lines, flat_metrics
 
 
 def _add_gin_flags(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -23,11 +24,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gin_flags(train, required=True)
     train.add_argument("--output_dir", required=True, help="run directory (checkpoints, logs, figures, weights)")
     train.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    evaluate = commands.add_parser("eval", help="a run's linear probes and cross-modal retrievals on frozen features")
-    evaluate.add_argument("--run_dir", required=True, help="a run directory written by `mmmae train`")
+    evaluate = commands.add_parser("eval", help="a model's probes, kNN, fine-tuning and retrievals (gin/eval/*.gin)")
+    evaluate.add_argument("--model", "--run_dir", dest="model", required=True,
+                          help="a run directory, a pretrained directory or a model-zoo name")
     _add_gin_flags(evaluate, required=False)
     evaluate.add_argument("--random_init", action="store_true",
                           help="also evaluate the same architecture freshly initialised, for comparison")
+    extract = commands.add_parser("extract", help="write a model's features of a dataset to disk (safetensors or npy "
+                                  "shards and index.json); the dataset is extract_features.dataset in gin")
+    extract.add_argument("--model", required=True, help="a run directory, a pretrained directory or a model-zoo name")
+    extract.add_argument("--output_dir", required=True, help="folder for the shards and index.json")
+    _add_gin_flags(extract, required=False)
+    extract.add_argument("--modality", help="the modality to encode (default video)")
+    extract.add_argument("--format", choices=["safetensors", "npy"], help="shard format (default safetensors)")
+    extract.add_argument("--shard_size", type=int, help="samples per shard (default 4096)")
+    extract.add_argument("--batch_size", type=int, help="samples encoded at a time (default 64)")
+    extract.add_argument("--tokens", action="store_true", help="every token (N, D) per sample, not the mean (D,)")
+    extract.add_argument("--overwrite", action="store_true", help="replace features extracted earlier into output_dir")
     viz_mask = commands.add_parser("viz-mask", help="draw what a recipe's maskers hide on real samples (PNG per modality)")
     _add_gin_flags(viz_mask, required=True)
     viz_mask.add_argument("--output_dir", required=True, help="folder for <modality>_masks.png")
@@ -115,7 +128,7 @@ def run_export(args: argparse.Namespace) -> None:
     metadata = dict(files.metadata)
     summary = files.directory / "summary.json"
     if summary.is_file():
-        metadata.setdefault("metrics", run_metrics(json.loads(summary.read_text())))
+        metadata.setdefault("metrics", flat_metrics(json.loads(summary.read_text())))
     if args.description:
         metadata["description"] = args.description
     metadata.update(parse_options(args.meta))
@@ -124,23 +137,6 @@ def run_export(args: argparse.Namespace) -> None:
         metadata.pop(key, None)
     dtype = getattr(torch, args.dtype)
     print(save_pretrained(model, args.dst, files.config.read_text(), metadata, args.encoder_only, dtype))
-
-
-def run_metrics(summary: dict) -> dict:
-    """A run summary's evaluation results, flattened to {"<kind> <what> (<init>)": value}."""
-    metrics = {}
-    for entry in summary.get("evaluations", []):
-        for init in ("pretrained", "random_init"):
-            result = entry.get(init)
-            if entry["kind"] == "linear_probe" and result:
-                metrics[f"linear probe {result['modality']} accuracy ({init})"] = result["test_accuracy"]
-            elif entry["kind"] == "retrieval" and result:
-                for pair in result.values():
-                    a, b = pair["modalities"]
-                    for direction in (f"{a}->{b}", f"{b}->{a}"):
-                        for k, value in pair[direction].items():
-                            metrics[f"retrieval {direction} {k} ({init})"] = value
-    return metrics
 
 
 def run_convert(args: argparse.Namespace) -> None:
@@ -181,43 +177,6 @@ def run_zoo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-WEIGHT_COMMANDS = {"zoo": run_zoo, "export": run_export, "convert": run_convert}
-
-
-def run_weight_command(args: argparse.Namespace) -> None:
-    """A weight command; a bad file, name or key exits with its message rather than a traceback."""
-    try:
-        code = WEIGHT_COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        sys.exit(f"mmmae {args.command}: {error.args[0] if error.args else error}")
-    if code:
-        sys.exit(code)
-
-
-def probe_lines(init: str, result: dict) -> list[str]:
-    """One line for a LinearProbe result."""
-    absent = result["train_absent"] + result["test_absent"]
-    return [f"linear probe {result['modality']}, {init}: test accuracy {result['test_accuracy']:.3f} "
-            f"(train {result['train_accuracy']:.3f}; {result['train_samples']} train, {result['test_samples']} test "
-            f"samples, {absent} without {result['modality']} left out)"]
-
-
-def retrieval_lines(init: str, result: dict) -> list[str]:
-    """One line per pair and direction of a Retrieval result."""
-    lines = []
-    for pair in result.values():
-        a, b = pair["modalities"]
-        chance = " ".join(f"{k} {value:.3f}" for k, value in pair["chance"].items())
-        for direction in (f"{a}->{b}", f"{b}->{a}"):
-            recall = " ".join(f"{k} {value:.3f}" for k, value in pair[direction].items())
-            lines.append(f"retrieval {direction}, {init}: {recall} (chance {chance}; {pair['num_samples']} samples, "
-                         f"{pair['absent']} lacking one left out; embedding {pair['embedding']})")
-    return lines
-
-
-EVALUATION_LINES = {"linear_probe": probe_lines, "retrieval": retrieval_lines}
-
-
 def format_summary(summary: dict) -> str:
     lines = [f"run directory: {summary['run_dir']}"]
     if "loss_start" in summary:
@@ -245,7 +204,18 @@ def run_train(args: argparse.Namespace) -> dict:
 def run_eval(args: argparse.Namespace) -> dict:
     from mmmae.eval.evaluate import evaluate_run
 
-    return evaluate_run(Path(args.run_dir), args.gin_file, args.gin_param, args.random_init)
+    return evaluate_run(args.model, args.gin_file, args.gin_param, args.random_init)
+
+
+def run_extract(args: argparse.Namespace) -> None:
+    from mmmae.eval.extract import extract_run
+
+    flags = {"modality": args.modality, "fmt": args.format, "shard_size": args.shard_size,
+             "batch_size": args.batch_size, "pooled": False if args.tokens else None,
+             "overwrite": True if args.overwrite else None}
+    options = {key: value for key, value in flags.items() if value is not None}  # unset flags leave gin's bindings
+    files = extract_run(args.model, args.output_dir, args.gin_file, args.gin_param, **options)
+    print("\n".join(extract_lines(files)))
 
 
 def run_viz_mask(args: argparse.Namespace) -> None:
@@ -284,6 +254,24 @@ def run_bench(args: argparse.Namespace) -> None:
     print(format_data_bench(bench_data(args.batches, args.steps, args.workers)))
 
 
+def run_eval_command(args: argparse.Namespace) -> None:
+    print(format_summary(run_eval(args)))
+
+
+WEIGHT_COMMANDS = {"zoo": run_zoo, "export": run_export, "convert": run_convert, "extract": run_extract,
+                   "eval": run_eval_command}
+
+
+def run_weight_command(args: argparse.Namespace) -> None:
+    """A command on weights; a bad file, name, key or binding exits with its message, not a traceback."""
+    try:
+        code = WEIGHT_COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as error:
+        sys.exit(f"mmmae {args.command}: {error.args[0] if error.args else error}")
+    if code:
+        sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
@@ -301,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
             return run_viz_mask(args)
         if args.command in WEIGHT_COMMANDS:
             return run_weight_command(args)
-        summary = run_train(args) if args.command == "train" else run_eval(args)
+        summary = run_train(args)
     except ConfigError as error:
         sys.exit(f"mmmae {args.command}: {error}")
     print(format_summary(summary))

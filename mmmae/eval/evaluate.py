@@ -1,7 +1,9 @@
-"""Evaluate an encoder: the configured probes and retrievals, on the trained model and on a fresh one.
+"""Evaluate an encoder: the configured probes, kNN, fine-tunings and retrievals, on the trained
+model and on a fresh one.
 
 `evaluations` (gin) lists them, `run_evaluations` runs them, `evaluate_run` does both for a
-finished run directory. Every evaluation is a callable `(model) -> result dict` with a `kind`.
+run directory, a pretrained directory or a model-zoo name. Every evaluation is a callable
+`(model) -> result dict` with a `kind`.
 """
 
 import copy
@@ -11,21 +13,30 @@ from pathlib import Path
 import gin
 import torch
 from accelerate.utils import set_seed
-from safetensors.torch import load_model
 
-from mmmae.checkpoint import MODEL_FILE
-from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config
+from mmmae.config import ConfigError, parse_config
+from mmmae.eval.attentive_probe import AttentiveProbe
+from mmmae.eval.finetune import FineTune
+from mmmae.eval.knn import KNN
 from mmmae.eval.linear_probe import LinearProbe
 from mmmae.eval.retrieval import Retrieval
 from mmmae.model import MaskedAutoencoder
+from mmmae.zoo.pretrained import PretrainedFiles, load_weights, locate
+
+BINDINGS = "evaluations.probes, evaluations.attentive_probes, evaluations.knn, evaluations.finetunes or " \
+           "evaluations.retrievals"
 
 
 @gin.configurable(module="mmmae")
-def evaluations(probes: Sequence[LinearProbe] = (), retrievals: Sequence[Retrieval] = ()) -> list:
-    """The evaluations a config lists, e.g. `evaluations.probes = [@imu/LinearProbe()]` with
-    `imu/LinearProbe.modality = 'imu'`, and `evaluations.retrievals = [@Retrieval()]`.
-    `pretrain` runs them at the end of training; `mmmae eval` on a finished run."""
-    return [*probes, *retrievals]
+def evaluations(probes: Sequence[LinearProbe] = (), retrievals: Sequence[Retrieval] = (),
+                attentive_probes: Sequence[AttentiveProbe] = (), knn: Sequence[KNN] = (),
+                finetunes: Sequence[FineTune] = ()) -> list:
+    """The evaluations a config lists, in this order: probes, attentive_probes, knn, finetunes,
+    retrievals; e.g. `evaluations.probes = [@imu/LinearProbe()]` with `imu/LinearProbe.modality
+    = 'imu'`, `evaluations.knn = [@KNN()]`, `evaluations.retrievals = [@Retrieval()]` (gin/eval/
+    has one file per kind). `pretrain` runs them at the end of training; `mmmae eval` on a
+    finished run or pretrained model."""
+    return [*probes, *attentive_probes, *knn, *finetunes, *retrievals]
 
 
 def run_evaluations(model: torch.nn.Module, tasks: Sequence[Callable[[torch.nn.Module], dict]],
@@ -46,26 +57,43 @@ def run_evaluations(model: torch.nn.Module, tasks: Sequence[Callable[[torch.nn.M
     return entries
 
 
-def evaluate_run(run_dir: Path, gin_files: Sequence[str] = (), gin_params: Sequence[str] = (),
-                 random_init: bool = False) -> dict:
-    """The run's evaluations on its encoder (and on a fresh one seeded with `pretrain.seed`, with `random_init`).
+def load_source(source: str | Path, gin_files: Sequence[str] = (),
+                gin_params: Sequence[str] = ()) -> tuple[PretrainedFiles, MaskedAutoencoder, MaskedAutoencoder]:
+    """The files of `source` (a run directory, pretrained directory or zoo name: `locate`), its model
+    with the weights loaded, and the same architecture freshly initialised (seeded with
+    `pretrain.seed`, 0 when unbound), both on the CPU.
 
-    The run's config.gin rebuilds the model and the evaluations (the `evaluations`
-    bindings); extra gin files and bindings (another dataset, more evaluations)
-    apply on top. Runs on the GPU when there is one.
+    Parses the source's config.gin, then `gin_files` and `gin_params` on top (another dataset,
+    evaluations), so the global gin config is the combined one after.
     """
-    weights = run_dir / MODEL_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} does not exist: is {run_dir} a finished `mmmae train` run?")
-    parse_config([str(run_dir / OPERATIVE_CONFIG), *gin_files], gin_params)
-    tasks = evaluations()
-    if not tasks:
-        raise ConfigError(f"{run_dir / OPERATIVE_CONFIG} (with the given files and bindings) configures no evaluation: "
-                          "bind evaluations.probes or evaluations.retrievals, e.g. "
-                          "--gin_param 'evaluations.probes = [@LinearProbe()]'")
-    set_seed(gin.query_parameter("pretrain.seed"))
+    files = locate(source)
+    parse_config([str(files.config), *gin_files], gin_params)
+    try:
+        seed = gin.query_parameter("pretrain.seed")
+    except ValueError:
+        seed = 0
+    set_seed(seed)
     fresh = MaskedAutoencoder()  # the run's initialisation; copied, as gin singletons would be shared
     model = copy.deepcopy(fresh)
-    load_model(model, str(weights))
+    load_weights(model, files.weights, encoder_only=files.metadata.get("encoder_only", False))
+    return files, model, fresh
+
+
+def evaluate_run(source: str | Path, gin_files: Sequence[str] = (), gin_params: Sequence[str] = (),
+                 random_init: bool = False) -> dict:
+    """The evaluations configured for `source` (a run directory, pretrained directory or zoo name)
+    on its encoder (and on a fresh one seeded with `pretrain.seed`, with `random_init`).
+
+    The source's config.gin rebuilds the model and the evaluations (the `evaluations`
+    bindings); extra gin files (e.g. eval/knn.gin) and bindings apply on top. Runs on the GPU
+    when there is one. Returns {"run_dir": the model's directory, "source": source, "evaluations": [...]}.
+    """
+    files, model, fresh = load_source(source, gin_files, gin_params)
+    tasks = evaluations()
+    if not tasks:
+        raise ConfigError(f"{files.config} (with the given files and bindings) configures no evaluation: bind "
+                          f"{BINDINGS}, e.g. --gin_param 'evaluations.probes = [@LinearProbe()]' or "
+                          "--gin_file eval/knn.gin")
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    return {"run_dir": str(run_dir), "evaluations": run_evaluations(model, tasks, fresh if random_init else None)}
+    return {"run_dir": str(files.directory), "source": str(source),
+            "evaluations": run_evaluations(model, tasks, fresh if random_init else None)}

@@ -1,17 +1,22 @@
-"""Evaluations from gin, on the trained and a freshly seeded model, and for a run directory."""
+"""Evaluations from gin, on the trained and a freshly seeded model, for a run or pretrained directory;
+the gin/eval files."""
 
 from pathlib import Path
 
 import gin
 import pytest
 import torch
-from safetensors.torch import save_model
+from safetensors.torch import load_model, save_model
 
 from mmmae.config import ConfigError, parse_config
+from mmmae.eval.attentive_probe import AttentiveProbe
 from mmmae.eval.evaluate import evaluate_run, evaluations, run_evaluations
+from mmmae.eval.finetune import FineTune
+from mmmae.eval.knn import KNN
 from mmmae.eval.linear_probe import LinearProbe
 from mmmae.eval.retrieval import Retrieval
 from mmmae.model import MaskedAutoencoder
+from mmmae.zoo.pretrained import save_pretrained
 from tests.conftest import MICRO_GIN
 from tests.eval.fake_model import FakeModality, FakeModel
 
@@ -97,3 +102,80 @@ def test_evaluate_run_retrieves_and_probes_every_modality_of_the_multimodal_quic
     assert pairs["audio-video"]["embedding"] == "contrastive_video_audio"
     assert pairs["audio-imu"]["embedding"] == "mean_pooled"
     assert pairs["audio-imu"]["num_samples"] == 8 and 0 <= pairs["audio-imu"]["imu->audio"]["R@1"] <= 1
+
+
+def test_evaluations_lists_every_kind_in_order():
+    parse_config([], ["evaluations.probes = [@LinearProbe()]", "evaluations.retrievals = [@Retrieval()]",
+                      "evaluations.attentive_probes = [@AttentiveProbe()]", "evaluations.knn = [@KNN()]",
+                      "evaluations.finetunes = [@FineTune()]", "Retrieval.pairs = [['video', 'audio']]",
+                      "FineTune.num_classes = 10"])
+    with gin.unlock_config():
+        for owner in ("LinearProbe", "AttentiveProbe", "KNN", "FineTune"):
+            gin.bind_parameter(f"{owner}.train_data", [])
+            gin.bind_parameter(f"{owner}.test_data", [])
+        gin.bind_parameter("Retrieval.data", [])
+    assert [type(t) for t in evaluations()] == [LinearProbe, AttentiveProbe, KNN, FineTune, Retrieval]
+
+
+EVAL_FILES = {"linear_probe": LinearProbe, "attentive_probe": AttentiveProbe, "knn": KNN, "finetune": FineTune}
+
+
+@pytest.mark.parametrize("name", sorted(EVAL_FILES))
+def test_each_eval_file_adds_its_evaluation_on_the_configs_clips(name):
+    # the recipe lists a linear probe (data/moving_digits.gin): cleared unless it is the one tested
+    parse_config(["recipes/quickstart_video.gin", f"eval/{name}.gin"],
+                 [] if name == "linear_probe" else ["evaluations.probes = []"])
+    (task,) = evaluations()
+    assert type(task) is EVAL_FILES[name] and task.modality == "video"
+    train, test = task.train_data, task.test_data
+    assert (train.split, test.split) == ("train", "test") and train.seed != test.seed
+    assert (train.frames, train.size) == (8, 16)  # the recipe's clips, not moving_digits.gin's 16x64x64
+    if name == "finetune":  # longer, larger test clips for multi-view testing
+        assert (test.frames, test.size) == (12, 20) and task.test_clips * task.test_crops > 1
+    else:
+        assert (train.num_samples, test.num_samples) == (2048, 1024)
+
+
+def test_eval_files_keep_the_clips_of_a_runs_operative_config(tmp_path):
+    """A run's config.gin binds MovingDigits' sizes per scope (probe_train/..., probe_test/...), not globally."""
+    parse_config([MICRO_GIN], ["evaluations.probes = [@LinearProbe()]"])
+    MaskedAutoencoder(), evaluations()
+    operative = tmp_path / "config.gin"
+    operative.write_text(gin.operative_config_str())
+    assert "\nMovingDigits.frames" not in operative.read_text()
+    parse_config([str(operative), "eval/finetune.gin", "eval/knn.gin"])
+    _, knn, finetune = evaluations()
+    for data in (finetune.train_data, knn.train_data, knn.test_data):
+        assert (data.frames, data.size, data.digit_size) == (4, 16, 8)
+    assert (finetune.test_data.frames, finetune.test_data.size, finetune.test_data.digit_size) == (12, 20, 8)
+    assert (finetune.train_data.num_samples, finetune.test_data.num_samples) == (1024, 256)
+    assert (finetune.train_data.split, finetune.test_data.split) == ("train", "test")
+
+
+def test_the_retrieval_file_pairs_video_and_audio_of_the_multimodal_quickstart():
+    parse_config(["recipes/quickstart.gin", "eval/retrieval.gin"], ["evaluations.probes = []"])
+    (retrieval,) = evaluations()
+    assert retrieval.pairs == [("video", "audio")] and retrieval.data.split == "test"
+    assert {"video", "audio"} <= set(retrieval.data.modalities)
+
+
+def test_evaluate_a_pretrained_encoder_only_directory_with_the_eval_files(micro_run, tmp_path):
+    parse_config([MICRO_GIN])
+    model = MaskedAutoencoder()
+    load_model(model, str(micro_run / "model.safetensors"))
+    directory = save_pretrained(model, tmp_path / "pretrained", (micro_run / "config.gin").read_text(),
+                                encoder_only=True)
+    gin.clear_config()
+    small = ["probe_train/MovingDigits.num_samples = 24", "probe_test/MovingDigits.num_samples = 12",
+             "probe_train/finetune/MovingDigits.num_samples = 16", "probe_test/finetune/MovingDigits.num_samples = 8",
+             "AttentiveProbe.epochs = 1", "FineTune.epochs = 1", "KNN.k = 3"]
+    files = [f"eval/{name}.gin" for name in ("linear_probe", "attentive_probe", "knn", "finetune")]
+    summary = evaluate_run(directory, files, small)
+    assert summary["run_dir"] == summary["source"] == str(directory)
+    assert [entry["kind"] for entry in summary["evaluations"]] == ["linear_probe", "attentive_probe", "knn", "finetune"]
+    linear, attentive, knn, finetune = (entry["pretrained"] for entry in summary["evaluations"])
+    assert linear["test_samples"] == attentive["test_samples"] == knn["test_samples"] == 12
+    assert finetune["views"] == 6 and finetune["view_shape"] == [4, 16, 16] and finetune["test_samples"] == 8
+    # the same weights as the run directory they came from: the same linear probe
+    from_run = evaluate_run(micro_run, ["eval/linear_probe.gin"], small)["evaluations"][0]["pretrained"]
+    assert from_run == linear

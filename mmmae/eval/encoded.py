@@ -1,0 +1,47 @@
+"""A frozen encoder's output for a dataset, batch by batch: pooled features or all tokens."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from accelerate.utils import send_to_device
+from torch.utils.data import Dataset
+
+from mmmae.eval.linear_probe import batches, frozen, present_rows
+from mmmae.types import mean_tokens
+
+
+@dataclass
+class EncodedBatch:
+    """One batch's encodings, on the CPU in float32, of the rows that have the modality.
+
+    features: (b, D) mean-pooled over valid tokens, or (b, N, D) every token; None when b = 0.
+    valid: (b, N) bool, False on padding, or None (nothing padded).
+    positions: (b,) int64 positions of these rows in the dataset.
+    batch: the collated batch, all B rows; present: (B,) bool, which rows have the modality.
+    """
+
+    features: torch.Tensor | None
+    valid: torch.Tensor | None
+    positions: torch.Tensor
+    batch: dict
+    present: torch.Tensor
+
+
+def encoded_batches(model, dataset: Dataset, modality: str, batch_size: int,
+                    pooled: bool = True) -> Iterator[EncodedBatch]:
+    """The dataset in order, encoded frozen (unmasked, the modality alone); a batch in which no
+    sample has the modality is not encoded (features None)."""
+    start = 0
+    with frozen(model) as device:
+        for batch in batches(dataset, batch_size):
+            present = present_rows(batch, modality)
+            positions = torch.arange(start, start + len(present))[present]
+            start += len(present)
+            if not present.any():
+                yield EncodedBatch(None, None, positions, batch, present)
+                continue
+            encoded, valid = model.encode({modality: send_to_device(batch[modality], device)}, modality)
+            features = mean_tokens(encoded, valid) if pooled else encoded
+            valid = None if valid is None or pooled else valid.cpu()[present]
+            yield EncodedBatch(features.float().cpu()[present], valid, positions, batch, present)

@@ -1,0 +1,95 @@
+"""Lines that `mmmae eval` and `mmmae extract` print: one formatter per evaluation kind,
+`EVALUATION_LINES[kind](init, result) -> list[str]` (init: "pretrained" or "random_init")."""
+
+import json
+from pathlib import Path
+
+
+def _absent(result: dict) -> int:
+    return result["train_absent"] + result["test_absent"]
+
+
+def _samples(result: dict) -> str:
+    return (f"{result['train_samples']} train, {result['test_samples']} test samples, "
+            f"{_absent(result)} without {result['modality']} left out")
+
+
+def probe_lines(init: str, result: dict) -> list[str]:
+    """One line for a LinearProbe result."""
+    return [f"linear probe {result['modality']}, {init}: test accuracy {result['test_accuracy']:.3f} "
+            f"(train {result['train_accuracy']:.3f}; {_samples(result)})"]
+
+
+def attentive_probe_lines(init: str, result: dict) -> list[str]:
+    """One line for an AttentiveProbe result."""
+    return [f"attentive probe {result['modality']}, {init}: test accuracy {result['test_accuracy']:.3f} "
+            f"(train {result['train_accuracy']:.3f}, final loss {result['final_loss']:.4f} after {result['epochs']} "
+            f"epochs; {_samples(result)})"]
+
+
+def knn_lines(init: str, result: dict) -> list[str]:
+    """One line for a KNN result."""
+    return [f"knn {result['modality']}, {init}: test accuracy {result['test_accuracy']:.3f} "
+            f"(k {result['k']}, temperature {result['temperature']:g}; {_samples(result)})"]
+
+
+def finetune_lines(init: str, result: dict) -> list[str]:
+    """One line for a FineTune result: single-view and multi-view accuracy."""
+    shape = "x".join(map(str, result["view_shape"])) if result["view_shape"] else "whole input"
+    return [f"fine-tune {result['modality']}, {init}: test accuracy {result['test_accuracy']:.3f} single view, "
+            f"{result['multi_view_accuracy']:.3f} over {result['views']} views of {shape} (train loss "
+            f"{result['train_loss']:.4f} after {result['epochs']} epochs, {result['steps']} steps; {_samples(result)})"]
+
+
+def retrieval_lines(init: str, result: dict) -> list[str]:
+    """One line per pair and direction of a Retrieval result."""
+    lines = []
+    for pair in result.values():
+        a, b = pair["modalities"]
+        chance = " ".join(f"{k} {value:.3f}" for k, value in pair["chance"].items())
+        for direction in (f"{a}->{b}", f"{b}->{a}"):
+            recall = " ".join(f"{k} {value:.3f}" for k, value in pair[direction].items())
+            lines.append(f"retrieval {direction}, {init}: {recall} (chance {chance}; {pair['num_samples']} samples, "
+                         f"{pair['absent']} lacking one left out; embedding {pair['embedding']})")
+    return lines
+
+
+EVALUATION_LINES = {"linear_probe": probe_lines, "attentive_probe": attentive_probe_lines, "knn": knn_lines,
+                    "finetune": finetune_lines, "retrieval": retrieval_lines}
+
+
+def extract_lines(files: list[Path]) -> list[str]:
+    """What `mmmae extract` wrote, from its index.json (the last of `files`)."""
+    index = files[-1]
+    info = json.loads(Path(index).read_text())
+    shape = "x".join(map(str, info["arrays"]["features"]["shape"]))
+    what = "pooled" if info["pooled"] else "token"
+    return [f"{info['modality']} features ({what}, {shape} per sample) of {info['num_samples']} samples "
+            f"({info['absent']} without {info['modality']} left out) in {len(info['shards'])} {info['fmt']} "
+            f"shards: {index}"]
+
+
+ACCURACIES = {"linear_probe": ("linear probe", ["test_accuracy"]), "attentive_probe": ("attentive probe", ["test_accuracy"]),
+              "knn": ("knn", ["test_accuracy"]), "finetune": ("fine-tune", ["test_accuracy", "multi_view_accuracy"])}
+
+
+def flat_metrics(summary: dict) -> dict[str, float]:
+    """A summary's evaluation results as {"<evaluation> <modality> <measure> (<init>)": value}, for
+    metadata and model cards; retrieval gives "retrieval a->b R@k (<init>)"."""
+    metrics = {}
+    for entry in summary.get("evaluations", []):
+        for init in ("pretrained", "random_init"):
+            result = entry.get(init)
+            if not result:
+                continue
+            if entry["kind"] == "retrieval":
+                for pair in result.values():
+                    a, b = pair["modalities"]
+                    for direction in (f"{a}->{b}", f"{b}->{a}"):
+                        metrics.update({f"retrieval {direction} {k} ({init})": v for k, v in pair[direction].items()})
+            else:
+                name, measures = ACCURACIES[entry["kind"]]
+                for measure in measures:
+                    label = measure.replace("test_accuracy", "accuracy").replace("_", " ")
+                    metrics[f"{name} {result['modality']} {label} ({init})"] = result[measure]
+    return metrics

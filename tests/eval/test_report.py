@@ -1,0 +1,75 @@
+"""The lines `mmmae eval` and `mmmae extract` print, one formatter per evaluation kind."""
+
+import torch
+
+from mmmae.eval.attentive_probe import AttentiveProbe
+from mmmae.eval.extract import extract_features
+from mmmae.eval.finetune import FineTune
+from mmmae.eval.knn import KNN
+from mmmae.eval.linear_probe import LinearProbe
+from mmmae.eval.report import EVALUATION_LINES, extract_lines
+from mmmae.eval.retrieval import Retrieval
+from tests.eval.fake_model import FakeModality, FakeModel
+
+COUNTS = {"modality": "video", "label": "label", "train_samples": 30, "test_samples": 12, "train_absent": 2,
+          "test_absent": 1}
+
+
+def test_every_evaluation_kind_has_a_formatter():
+    kinds = {task.kind for task in (LinearProbe, AttentiveProbe, KNN, FineTune, Retrieval)}
+    assert set(EVALUATION_LINES) == kinds
+
+
+def test_probe_knn_and_finetune_lines():
+    probe = {**COUNTS, "train_accuracy": 0.9, "test_accuracy": 0.8}
+    assert EVALUATION_LINES["linear_probe"]("pretrained", probe) == [
+        "linear probe video, pretrained: test accuracy 0.800 (train 0.900; 30 train, 12 test samples, "
+        "3 without video left out)"]
+    attentive = {**probe, "epochs": 5, "final_loss": 0.12345}
+    assert EVALUATION_LINES["attentive_probe"]("random_init", attentive) == [
+        "attentive probe video, random_init: test accuracy 0.800 (train 0.900, final loss 0.1235 after 5 epochs; "
+        "30 train, 12 test samples, 3 without video left out)"]
+    knn = {**COUNTS, "k": 20, "temperature": 0.07, "test_accuracy": 0.5}
+    assert EVALUATION_LINES["knn"]("pretrained", knn) == [
+        "knn video, pretrained: test accuracy 0.500 (k 20, temperature 0.07; 30 train, 12 test samples, "
+        "3 without video left out)"]
+    finetune = {**COUNTS, "test_accuracy": 0.75, "multi_view_accuracy": 0.8, "views": 6, "view_shape": [8, 16, 16],
+                "train_loss": 1.5, "epochs": 5, "steps": 50}
+    assert EVALUATION_LINES["finetune"]("pretrained", finetune) == [
+        "fine-tune video, pretrained: test accuracy 0.750 single view, 0.800 over 6 views of 8x16x16 (train loss "
+        "1.5000 after 5 epochs, 50 steps; 30 train, 12 test samples, 3 without video left out)"]
+    assert "over 1 views of whole input" in EVALUATION_LINES["finetune"](
+        "pretrained", {**finetune, "views": 1, "view_shape": None})[0]
+
+
+def test_retrieval_lines_one_per_direction():
+    pair = {"modalities": ["video", "audio"], "video->audio": {"R@1": 0.5}, "audio->video": {"R@1": 0.25},
+            "num_samples": 8, "absent": 0, "chance": {"R@1": 0.125}, "embedding": "mean_pooled"}
+    lines = EVALUATION_LINES["retrieval"]("pretrained", {"video-audio": pair})
+    assert lines == ["retrieval video->audio, pretrained: R@1 0.500 (chance R@1 0.125; 8 samples, 0 lacking one "
+                     "left out; embedding mean_pooled)",
+                     "retrieval audio->video, pretrained: R@1 0.250 (chance R@1 0.125; 8 samples, 0 lacking one "
+                     "left out; embedding mean_pooled)"]
+
+
+def test_extract_line_reads_the_index(tmp_path):
+    data = [{"video": torch.randn(3, 4), "video_present": i != 1} for i in range(5)]
+    files = extract_features(FakeModel({"video": FakeModality()}), data, "video", tmp_path, fmt="npy", shard_size=2)
+    assert extract_lines(files) == [f"video features (pooled, 4 per sample) of 4 samples (1 without video left out) "
+                                    f"in 2 npy shards: {tmp_path / 'index.json'}"]
+
+
+def test_flat_metrics_names_every_measure_and_init():
+    from mmmae.eval.report import flat_metrics
+
+    pair = {"modalities": ["video", "audio"], "video->audio": {"R@1": 0.5}, "audio->video": {"R@1": 0.25}}
+    summary = {"evaluations": [
+        {"kind": "linear_probe", "pretrained": {"modality": "video", "test_accuracy": 0.8},
+         "random_init": {"modality": "video", "test_accuracy": 0.5}},
+        {"kind": "finetune", "pretrained": {"modality": "video", "test_accuracy": 0.6, "multi_view_accuracy": 0.7}},
+        {"kind": "retrieval", "pretrained": {"video-audio": pair}},
+    ]}
+    assert flat_metrics(summary) == {
+        "linear probe video accuracy (pretrained)": 0.8, "linear probe video accuracy (random_init)": 0.5,
+        "fine-tune video accuracy (pretrained)": 0.6, "fine-tune video multi view accuracy (pretrained)": 0.7,
+        "retrieval video->audio R@1 (pretrained)": 0.5, "retrieval audio->video R@1 (pretrained)": 0.25}
