@@ -122,3 +122,32 @@ def test_convert_an_hf_videomae_folder_and_refuse_a_pickle_without_the_flag(tmp_
     bad_option = run("convert", "--from", "videomae", "--src", str(tmp_path / "ckpt.pth"), "--dst", str(tmp_path / "x"),
                      "--allow_pickle", "--option", "heads")
     assert bad_option.returncode == 1 and "'heads' is not KEY=VALUE" in bad_option.stderr
+
+
+def test_eval_a_zoo_model_by_name_then_extract_its_features(tmp_path):
+    import json
+    import os
+
+    env = {**os.environ, "MMMAE_CACHE": str(tmp_path / "cache")}
+    env.pop("MMMAE_ZOO_REGISTRY", None)
+    small = ["--gin_param", "probe_train/MovingDigits.num_samples = 64",
+             "--gin_param", "probe_test/MovingDigits.num_samples = 32"]
+    evaluated = subprocess.run([sys.executable, "-m", "mmmae", "eval", "--model", "tiny-video-movingdigits", *small],
+                               capture_output=True, text=True, timeout=300, env=env)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "linear probe video, pretrained: test accuracy" in evaluated.stdout
+    assert (tmp_path / "cache" / "zoo" / "tiny-video-movingdigits" / "model.safetensors").is_file()
+
+    output = tmp_path / "features"
+    extracted = subprocess.run(
+        [sys.executable, "-m", "mmmae", "extract", "--model", "tiny-video-movingdigits", "--output_dir", str(output),
+         "--format", "npy", "--gin_param", "extract_features.dataset = @probe_test/MovingDigits()", *small],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert extracted.returncode == 0, extracted.stderr[-3000:]
+    assert "video features (pooled, 192 per sample) of 32 samples" in extracted.stdout
+    assert json.loads((output / "index.json").read_text())["num_samples"] == 32
+    again = subprocess.run(
+        [sys.executable, "-m", "mmmae", "extract", "--model", "tiny-video-movingdigits", "--output_dir", str(output),
+         "--gin_param", "extract_features.dataset = @probe_test/MovingDigits()", *small],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 1 and "overwrite" in again.stderr and "Traceback" not in again.stderr
