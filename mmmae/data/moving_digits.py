@@ -118,8 +118,8 @@ class DigitEvent:
       ``surge_cycles`` (:func:`sample_event`).
     sway_amplitude (rad), sway_frequency (Hz, set by the class: :func:`sway_frequency`),
       sway_phase (rad): the digit rotates about its centre by ``sway_amplitude * sin(2 pi
-      sway_frequency t + sway_phase)``. The sway is NOT rendered in the video (the digit's pixels
-      never rotate); only the sensors (IMU) measure it.
+      sway_frequency t + sway_phase)``. The sensors (IMU) measure it; the video shows it only
+      with ``MovingDigits.render_sway`` (by default the digit's pixels never rotate).
     noise_seed: seeds the sensor and audio noise.
     """
 
@@ -256,8 +256,41 @@ def render_background(seed: int, channels: int, size: int) -> np.ndarray:
     return background.astype(np.float32)
 
 
-def render_video(event: DigitEvent, *, frames: int, size: int, digit_size: int) -> dict[str, np.ndarray]:
+def _rotated(alpha: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """alpha (d, d) turned counter-clockwise on screen by each angle (T,) in radians about its
+    centre, bilinear, zero outside: (T, d, d) float32."""
+    cos, sin = np.cos(angles), np.sin(angles)
+    zeros = np.zeros_like(angles)
+    # affine_grid maps output to input positions (x right, y down): the inverse of the screen rotation.
+    theta = torch.tensor(np.stack([np.stack([cos, -sin, zeros], -1), np.stack([sin, cos, zeros], -1)], 1),
+                         dtype=torch.float32)
+    source = einops.repeat(torch.tensor(alpha, dtype=torch.float32), "h w -> t 1 h w", t=len(angles))
+    grid = torch.nn.functional.affine_grid(theta, list(source.shape), align_corners=False)
+    turned = torch.nn.functional.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return einops.rearrange(turned, "t 1 h w -> t h w").numpy()
+
+
+def _sway_flow(positions: np.ndarray, angles: np.ndarray, frames: int, size: int, digit_size: int) -> np.ndarray:
+    """Forward flow (2, T, H, W) of every pixel carried by the digit: its translation plus the turn
+    by angles[t + 1] - angles[t] about the digit's centre (counter-clockwise on screen)."""
+    centres = positions.astype(np.float64) + (digit_size - 1) / 2  # (T + 1, 2) pixel-centre (x, y)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    qx, qy = xs[None] - centres[:frames, 0, None, None], ys[None] - centres[:frames, 1, None, None]  # (T, H, W)
+    turn = np.diff(angles)[:, None, None]
+    cos, sin = np.cos(turn), np.sin(turn)
+    shift = np.diff(centres, axis=0)  # (T, 2)
+    dx = shift[:, 0, None, None] + cos * qx + sin * qy - qx
+    dy = shift[:, 1, None, None] - sin * qx + cos * qy - qy
+    return np.stack([dx, dy]).astype(np.float32)
+
+
+def render_video(event: DigitEvent, *, frames: int, size: int, digit_size: int,
+                 render_sway: bool = False) -> dict[str, np.ndarray]:
     """Render ``event`` as a clip; C = len(event.color), T = frames, H = W = size.
+
+    render_sway: turn the digit by its sway angle in every frame (about its centre, counter-
+    clockwise on screen for a positive angle), so the video shows what the IMU's gyroscopes
+    measure; by default the digit's pixels never turn.
 
     Returns numpy arrays:
       video (C, T, H, W) float32 in [0, 1]: the coloured digit alpha-blended over the background;
@@ -270,16 +303,21 @@ def render_video(event: DigitEvent, *, frames: int, size: int, digit_size: int) 
     positions = event.positions(frames + 1)  # one extra frame for the last frame's flow
     x, y = positions[:frames, 0], positions[:frames, 1]
     offsets = np.arange(digit_size)
+    angles = event.motion(np.arange(frames + 1) / event.fps).angle
+    digit = _digit_alphas(digit_size)[event.image_index]
     alpha = np.zeros((frames, size, size), np.float32)
     alpha[
         einops.rearrange(np.arange(frames), "t -> t 1 1"),
         einops.rearrange(y[:, None] + offsets, "t i -> t i 1"),
         einops.rearrange(x[:, None] + offsets, "t j -> t 1 j"),
-    ] = _digit_alphas(digit_size)[event.image_index]
+    ] = _rotated(digit, angles[:frames]) if render_sway else digit
     background = einops.rearrange(render_background(event.background_seed, len(event.color), size), "c h w -> c 1 h w")
     color = einops.rearrange(np.asarray(event.color, np.float32), "c -> c 1 1 1")
     mask = alpha > 0.5
-    displacement = einops.rearrange(np.diff(positions, axis=0).astype(np.float32), "t xy -> xy t 1 1")
+    if render_sway:
+        displacement = _sway_flow(positions, angles, frames, size, digit_size)
+    else:
+        displacement = einops.rearrange(np.diff(positions, axis=0).astype(np.float32), "t xy -> xy t 1 1")
     return {
         "video": background * (1 - alpha) + color * alpha,
         "digit_mask": mask,
@@ -317,7 +355,8 @@ class MovingDigits(torch.utils.data.Dataset):
     caption ""), and ``{m}_present`` is False. Side channels (flow, digit_mask, position, label,
     direction, speed) are always given. fps sets the clip's duration (frames / fps seconds);
     ``surge``, ``surge_cycles`` and ``sway`` (amplitude in radians) set the kinematics
-    (:func:`sample_event`).
+    (:func:`sample_event`); ``render_sway`` turns the digit by its sway in the video too (the
+    flow then includes the turn).
     """
 
     def __init__(
@@ -342,6 +381,7 @@ class MovingDigits(torch.utils.data.Dataset):
         imu_noise: float = 0.02,
         text_length: int = 48,
         text_tokenizer_path: str | None = None,
+        render_sway: bool = False,
     ):
         _check_split(split)
         counts = dict(
@@ -383,6 +423,7 @@ class MovingDigits(torch.utils.data.Dataset):
         self.missing = dict(missing)
         self.sample_rate, self.imu_rates, self.imu_noise = sample_rate, dict(imu_rates), imu_noise
         self.text_length = text_length
+        self.render_sway = render_sway
         self.imu_lengths = imu_lengths(self.imu_rates, frames / fps) if "imu" in self.modalities else {}
         self.tokenizer = load_text_tokenizer(text_tokenizer_path) if "text" in self.modalities else None
         split_image_indices(split)  # load the digits now, so forked DataLoader workers inherit them
@@ -420,7 +461,8 @@ class MovingDigits(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         event = self.event(index)
-        rendered = render_video(event, frames=self.frames, size=self.size, digit_size=self.digit_size)
+        rendered = render_video(event, frames=self.frames, size=self.size, digit_size=self.digit_size,
+                                render_sway=self.render_sway)
         video = torch.from_numpy(rendered.pop("video"))
         sample = {key: torch.from_numpy(value) for key, value in rendered.items()}
         for modality, present in self.presence(index).items():
