@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,17 +141,16 @@ def locate(name_or_dir: str | Path) -> PretrainedFiles:
                             f"(known: {', '.join(registry.models)})")
 
 
-def build_model(config: str | Path) -> MaskedAutoencoder:
-    """`MaskedAutoencoder()` as a gin config builds it: a config.gin path, or gin text.
-
-    Replaces the global gin config (as `mmmae train` and `mmmae eval` do)."""
+def build_model(config: str | Path, overrides: Sequence[str] = ()) -> MaskedAutoencoder:
+    """`MaskedAutoencoder()` as a gin config builds it: a config.gin path, or gin text, then the
+    bindings `overrides` on top. Replaces the global gin config (as `mmmae train` and `mmmae eval` do)."""
     if isinstance(config, Path):
-        parse_config([str(config)])
+        parse_config([str(config)], overrides)
         return MaskedAutoencoder()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / OPERATIVE_CONFIG
         path.write_text(config)
-        parse_config([str(path)])
+        parse_config([str(path)], overrides)
         return MaskedAutoencoder()
 
 
@@ -174,11 +174,14 @@ def load_weights(model: torch.nn.Module, path: Path, encoder_only: bool = False)
                          f"unexpected keys {sorted(unexpected)}")
 
 
-def from_pretrained(name_or_dir: str | Path) -> MaskedAutoencoder:
+def from_pretrained(name_or_dir: str | Path, overrides: Sequence[str] = ()) -> MaskedAutoencoder:
     """The model of a pretrained directory, run directory, zoo name or Hub repo id, in eval mode
-    (see `locate`). An encoder-only export leaves the decoders at their initialisation."""
+    (see `locate`). An encoder-only export leaves the decoders at their initialisation.
+
+    overrides: gin bindings applied on top of its config.gin, for settings that change no weight,
+    e.g. ["audio/AudioTokenizer.target_length = 192"] for 2 s clips of a model trained on 1 s."""
     files = locate(name_or_dir)
-    model = build_model(files.config)
+    model = build_model(files.config, overrides)
     load_weights(model, files.weights, encoder_only=files.metadata.get("encoder_only", False))
     return model.eval()
 

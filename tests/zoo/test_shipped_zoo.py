@@ -28,3 +28,10 @@ def test_a_shipped_model_loads_by_name_and_encodes_other_clip_sizes(shipped):
     assert model.features({"video": clips}, "video").shape == (2, 192)
     tokens, _ = model.encode({"video": torch.rand(1, 3, 16, 32, 32)}, "video")
     assert tokens.shape == (1, 8 * 8 * 8, 192)
+
+
+def test_the_multimodal_model_takes_longer_audio_through_a_binding_override(shipped):
+    model = from_pretrained("tiny-multimodal-movingdigits", ["audio/AudioTokenizer.target_length = 192"])
+    one_second, _ = from_pretrained("tiny-multimodal-movingdigits").encode({"audio": torch.randn(1, 16000)}, "audio")
+    two_seconds, _ = model.encode({"audio": torch.randn(1, 32000)}, "audio")
+    assert two_seconds.shape[1] == 2 * one_second.shape[1]
