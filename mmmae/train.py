@@ -91,7 +91,7 @@ def save_figures(model: MaskedAutoencoder, batch: dict, out: ModelOutput, run_di
             continue
         image, kernel, grid = figure
         masked, recon = reconstruction_panels(image[0], output.prediction[0].detach(), output.plan.keep[0],
-                                              output.plan.predict[0], grid, kernel, tokenizer.norm_target)
+                                              output.plan.predict[0], grid, kernel, tokenizer.figure_pixels)
         path = run_dir / "figures" / f"{name}_step{step:08d}.png"
         path.parent.mkdir(exist_ok=True)
         save_reconstruction_png(path, image[0], masked, recon, f"{name}, step {step}")

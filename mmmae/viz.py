@@ -1,5 +1,6 @@
 """Reconstruction figures: input, masked input and prediction, one column per frame."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -33,18 +34,16 @@ def masked_input(video: torch.Tensor, keep: torch.Tensor, grid: tuple[int, int, 
 
 def reconstruction_panels(
     video: torch.Tensor, prediction: torch.Tensor, keep: torch.Tensor, predict: torch.Tensor,
-    grid: tuple[int, int, int], kernel: tuple[int, int, int], norm_target: bool,
+    grid: tuple[int, int, int], kernel: tuple[int, int, int],
+    to_pixels: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One sample: video (C, T, H, W) in [0, 1], the encoder's token ids keep (K,), prediction
     (Q, P) at token ids predict (Q,) -> (masked input, reconstruction), both (C, T, H, W): the
-    input outside keep blacked out; the input with predicted tokens pasted in. Normalised
-    predictions are mapped back to pixels with the true patch statistics, as VideoMAE's
-    visualisation does."""
+    input outside keep blacked out; the input with predicted tokens pasted in. `to_pixels`
+    (the tokenizer's `figure_pixels`) maps predictions (Q, p, C) of the true patches (Q, p, C)
+    back to pixels, undoing the target normalisation with the true patch statistics."""
     patches = _cut(video.float(), kernel)
-    predicted = rearrange(prediction.float(), "q (p c) -> q p c", c=video.shape[0])
-    if norm_target:
-        truth = patches[predict]
-        predicted = predicted * (truth.std(dim=1, keepdim=True) + 1e-6) + truth.mean(dim=1, keepdim=True)
+    predicted = to_pixels(rearrange(prediction.float(), "q (p c) -> q p c", c=video.shape[0]), patches[predict])
     recon = patches.clone()
     recon[predict] = predicted.clamp(0, 1)
     return masked_input(video, keep, grid, kernel), _fold(recon, grid, kernel)

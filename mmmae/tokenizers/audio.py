@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.functional import pad
 
 from mmmae.nn.pos_embed import LEARNED
-from mmmae.tokenizers.patches import PixelTokenizer, token_grid
+from mmmae.tokenizers.patches import PixelTokenizer, patch_pixels, token_grid
 from mmmae.types import Tokens
 
 FRAME_SHIFT_MS = 10.0
@@ -167,6 +167,11 @@ class AudioTokenizer(PixelTokenizer):
     def target_source(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """Targets are cut from the normalised spectrogram `forward` passes (every norm_target)."""
         return spectrogram
+
+    def figure_pixels(self, predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        """Per-patch normalised targets map back onto the figure's rescaled spectrogram as they
+        are cut from it (`target_source` is the identity); raw targets are shown as predicted."""
+        return patch_pixels(predicted, truth, self.norm_target)
 
     def figure_image(self, audio: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, int, int]]:
         """The normalised spectrogram as a one-frame, one-channel clip (B, 1, 1, T, F) scaled to

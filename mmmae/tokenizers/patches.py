@@ -61,6 +61,17 @@ def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool |
     return rearrange(patches, "b n p c -> b n (p c)")
 
 
+def patch_pixels(predicted: torch.Tensor, truth: torch.Tensor, normalize: bool | str = True) -> torch.Tensor:
+    """The inverse of `patch_targets` for one sample: predictions (Q, p, C) of the targets of the
+    patches `truth` (Q, p, C) -> values in truth's space, normalised ones mapped back with truth's
+    own statistics (VideoMAE's visualisation); False / 'standardized' targets come back as they are."""
+    if normalize == "mae":
+        return predicted * (truth.var(dim=(1, 2), keepdim=True) + 1e-6).sqrt() + truth.mean(dim=(1, 2), keepdim=True)
+    if normalize is True:
+        return predicted * (truth.std(dim=1, keepdim=True) + 1e-6) + truth.mean(dim=1, keepdim=True)
+    return predicted
+
+
 class PixelTokenizer(nn.Module):
     """What the pixel tokenizers share: a patch projection `proj`, its `kernel` (p0, p, p),
     positions and the targets above. Subclasses define `grid` and `forward`.
@@ -101,6 +112,14 @@ class PixelTokenizer(nn.Module):
     def target_source(self, pixels: torch.Tensor) -> torch.Tensor:
         """What the targets are cut from: the pixels, standardised for MAE's target norms."""
         return self.standardize(pixels) if self.norm_target in MAE_TARGETS else pixels
+
+    def figure_pixels(self, predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        """Predictions (Q, p, C) of the targets of figure patches `truth` (Q, p, C), pixels in
+        [0, 1] -> pixels; MAE's targets are undone in the standardised space they were cut from."""
+        if self.norm_target not in MAE_TARGETS:
+            return patch_pixels(predicted, truth, self.norm_target)
+        mean, std = self.mean.to(truth), self.std.to(truth)  # (C,): channels are innermost
+        return patch_pixels(predicted, (truth - mean) / std, self.norm_target) * std + mean
 
     def figure_image(self, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], tuple[int, ...]] | None:
         """What a reconstruction figure shows: clips (B, C, T, H, W) in [0, 1] as they are, with
