@@ -69,3 +69,43 @@ def test_unknown_names_and_malformed_entries_are_named(zoo):
     (zoo / "registry.json").write_text("{not json")
     with pytest.raises(ValueError, match="registry.json"):
         Registry.load()
+
+
+def _registry_with_source(zoo: Path, source: str) -> None:
+    raw = json.loads((zoo / "registry.json").read_text())
+    raw["micro"]["source"] = source
+    (zoo / "registry.json").write_text(json.dumps(raw))
+
+
+def test_an_https_source_is_downloaded_and_verified(zoo, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(zoo / "micro"))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _registry_with_source(zoo, f"http://127.0.0.1:{server.server_port}/")
+        folder = Registry.load().fetch("micro")
+    finally:
+        server.shutdown()
+    assert folder == tmp_path / "cache" / "zoo" / "micro" and Registry.load().check("micro", folder) == []
+
+
+def test_an_hf_source_is_read_through_the_hub_cache_offline(zoo, tmp_path, monkeypatch):
+    import shutil
+
+    import huggingface_hub.constants as hub_constants
+
+    revision = "1" * 40
+    repo = tmp_path / "hub" / "models--someone--micro"
+    shutil.copytree(zoo / "micro", repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    _registry_with_source(zoo, "hf://someone/micro")
+    folder = Registry.load().fetch("micro")
+    assert Registry.load().check("micro", folder) == []
