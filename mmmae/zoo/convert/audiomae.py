@@ -26,8 +26,8 @@ import torch
 
 from mmmae.tokenizers.audio import AUDIOMAE_AUDIOSET_NORM
 from mmmae.zoo.convert.checkpoint_io import check_keys
-from mmmae.zoo.convert.converted import Converted, option
-from mmmae.zoo.convert.hf_vitmae import PARAMS, gin_lines, mae_targets
+from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
+from mmmae.zoo.convert.hf_vitmae import PARAMS, mae_targets
 from mmmae.zoo.convert.videomae import default_heads, mlp_ratio
 from mmmae.zoo.convert.vit_keys import blocks_source_keys, convert_blocks, depth
 
@@ -137,15 +137,7 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
         "audio/RandomMasking.ratio": option(options, "mask_ratio", float, 0.8, LAYOUT),
         "audio/Modality.name": "audio", "audio/Modality.cls_token": True, "audio/Reconstruction.modality": "audio",
     }
-    lines = [f"# Converted by `mmmae convert --from audiomae` ({LAYOUT})."] + gin_lines(bindings) + [
-        "audio/Modality.tokenizer = @audio/AudioTokenizer()",
-        "audio/Modality.masker = @audio/RandomMasking()",
-        "audio/Modality.decoder = @audio/MaskTokenDecoder",
-        "MaskedAutoencoder.encoder = @Encoder",
-        "MaskedAutoencoder.modalities = [@audio/Modality()]",
-        "MaskedAutoencoder.objectives = [@audio/Reconstruction()]",
-        "pretrain.model = @MaskedAutoencoder",
-    ]
+    lines = [f"# Converted by `mmmae convert --from audiomae` ({LAYOUT})."] + gin_lines(bindings) + single_modality_model("audio", "AudioTokenizer", "RandomMasking")
     metadata = {"source": LAYOUT, "encoder_only": not whole_decoder, "notes": notes, "dropped_keys": dropped,
                 "dropped_patterns": list(SWIN_PATTERNS) if swin_decoder({k: None for k in dropped}) else [],
                 "tokenizer": {"patch": patch, "grid": list(grid), "target_length": grid[0] * patch,

@@ -53,3 +53,22 @@ def option(options: dict, key: str, kind: type, default=_MISSING, layout: str = 
             raise ValueError(f"{layout}: cannot infer {key!r} from the checkpoint; pass --option {key}=...")
         return default
     return _coerce(key, options[key], kind)
+
+
+def gin_lines(bindings: dict) -> list[str]:
+    """{'scope/Name.param': value} -> gin binding lines; lists and tuples written as tuples."""
+    return [f"{key} = {repr(tuple(v)) if isinstance(v, (tuple, list)) else repr(v)}" for key, v in bindings.items()]
+
+
+def single_modality_model(name: str, tokenizer: str, masker: str) -> list[str]:
+    """Gin lines composing a MaskedAutoencoder of one modality `name` (its bindings scoped
+    `name/`): the tokenizer and masker configurables named, a MaskTokenDecoder, a Reconstruction."""
+    return [
+        f"{name}/Modality.tokenizer = @{name}/{tokenizer}()",
+        f"{name}/Modality.masker = @{name}/{masker}()",
+        f"{name}/Modality.decoder = @{name}/MaskTokenDecoder",
+        "MaskedAutoencoder.encoder = @Encoder",
+        f"MaskedAutoencoder.modalities = [@{name}/Modality()]",
+        f"MaskedAutoencoder.objectives = [@{name}/Reconstruction()]",
+        "pretrain.model = @MaskedAutoencoder",
+    ]

@@ -24,7 +24,7 @@ import re
 import torch
 
 from mmmae.zoo.convert.checkpoint_io import check_keys
-from mmmae.zoo.convert.converted import Converted, option
+from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
 from mmmae.zoo.convert.videomae import default_heads, mlp_ratio, pixel_stats
 
 LAYOUT = "HF ViTMAEForPreTraining"
@@ -96,14 +96,6 @@ def masking_ratio(options: dict, notes: list[str]) -> float:
 def mae_targets(options: dict, default: bool, layout: str) -> str:
     """The tokenizer's norm_target for MAE's targets: 'mae' with norm_pix_loss, else 'standardized'."""
     return "mae" if option(options, "norm_pix_loss", bool, default, layout) else "standardized"
-
-
-def gin_value(value) -> str:
-    return repr(tuple(value)) if isinstance(value, (tuple, list)) else repr(value)
-
-
-def gin_lines(bindings: dict) -> list[str]:
-    return [f"{key} = {gin_value(value)}" for key, value in bindings.items()]
 
 
 def source_keys(depth: int, decoder_depth: int | None, qkv_bias: bool) -> list[str]:
@@ -194,15 +186,7 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
         f"{name}/Modality.name": name, f"{name}/Modality.cls_token": True,
         f"{name}/Reconstruction.modality": name,
     }
-    lines = [f"# Converted by `mmmae convert --from hf-vitmae` ({LAYOUT})."] + gin_lines(bindings) + [
-        f"{name}/Modality.tokenizer = @{name}/FrameTokenizer()",
-        f"{name}/Modality.masker = @{name}/RandomMasking()",
-        f"{name}/Modality.decoder = @{name}/MaskTokenDecoder",
-        "MaskedAutoencoder.encoder = @Encoder",
-        f"MaskedAutoencoder.modalities = [@{name}/Modality()]",
-        f"MaskedAutoencoder.objectives = [@{name}/Reconstruction()]",
-        "pretrain.model = @MaskedAutoencoder",
-    ]
+    lines = [f"# Converted by `mmmae convert --from hf-vitmae` ({LAYOUT})."] + gin_lines(bindings) + single_modality_model(name, "FrameTokenizer", "RandomMasking")
     if not qkv_bias:
         notes.append("qkv_bias=False: the q, k, v biases are zeros (mmmae's attention always has them)")
     metadata = {"source": LAYOUT, "encoder_only": encoder_only, "notes": notes, "dropped_keys": [],

@@ -22,8 +22,8 @@ predicts u frames of the clip subsampled to pred_t_dim frames, as MAE-ST's loss 
 import torch
 
 from mmmae.zoo.convert.checkpoint_io import check_keys
-from mmmae.zoo.convert.converted import Converted, option
-from mmmae.zoo.convert.hf_vitmae import PARAMS, gin_lines, mae_targets
+from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
+from mmmae.zoo.convert.hf_vitmae import PARAMS, mae_targets
 from mmmae.zoo.convert.videomae import default_heads, mlp_ratio, pixel_stats
 from mmmae.zoo.convert.vit_keys import RENAMED, convert_blocks, depth
 
@@ -168,15 +168,7 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
         "video/RandomMasking.ratio": option(options, "mask_ratio", float, 0.9, LAYOUT),
         "video/Modality.name": "video", "video/Modality.cls_token": cls, "video/Reconstruction.modality": "video",
     }
-    lines = [f"# Converted by `mmmae convert --from mae-st` ({LAYOUT})."] + gin_lines(bindings) + [
-        "video/Modality.tokenizer = @video/TubeletTokenizer()",
-        "video/Modality.masker = @video/RandomMasking()",
-        "video/Modality.decoder = @video/MaskTokenDecoder",
-        "MaskedAutoencoder.encoder = @Encoder",
-        "MaskedAutoencoder.modalities = [@video/Modality()]",
-        "MaskedAutoencoder.objectives = [@video/Reconstruction()]",
-        "pretrain.model = @MaskedAutoencoder",
-    ]
+    lines = [f"# Converted by `mmmae convert --from mae-st` ({LAYOUT})."] + gin_lines(bindings) + single_modality_model("video", "TubeletTokenizer", "RandomMasking")
     if not qkv_bias:
         notes.append("no_qkv_bias: the q, k, v biases are zeros (mmmae's attention always has them)")
     metadata = {"source": LAYOUT, "encoder_only": encoder_only, "notes": notes, "dropped_keys": [],

@@ -20,7 +20,7 @@ import torch
 
 from mmmae.tokenizers.patches import IMAGENET_MEAN, IMAGENET_STD
 from mmmae.zoo.convert.checkpoint_io import check_keys
-from mmmae.zoo.convert.converted import Converted, option
+from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
 from mmmae.zoo.convert.vit_keys import blocks_source_keys, convert_blocks, depth, qkv_bias_style
 
 LAYOUT = "VideoMAE checkpoint"
@@ -104,10 +104,6 @@ def pixel_stats(options: dict, channels: int, layout: str, notes: list[str]) -> 
     return tuple(mean), tuple(std)
 
 
-def _gin(value) -> str:
-    return repr(tuple(value)) if isinstance(value, (tuple, list)) else repr(value)
-
-
 def config_text(spec: VideoMAESpec, source: str) -> str:
     """Gin text that alone builds the converted model (a video modality, VideoMAE decoder, masker
     and reconstruction objective, so it trains as it is)."""
@@ -126,23 +122,13 @@ def config_text(spec: VideoMAESpec, source: str) -> str:
         "video/TubeMasking.ratio": spec.mask_ratio,
     }
     lines = [f"# Converted by `mmmae convert` from {source}."]
-    lines += [f"{key} = {_gin(value)}" for key, value in bindings.items()]
+    lines += gin_lines(bindings)
     if spec.masking == "running_cell":
         lines += ["video/RunningCellMasking.encoder_masker = @video/TubeMasking()",
-                  f"video/RunningCellMasking.ratio = {spec.decoder_ratio!r}", "video/RunningCellMasking.cell = (2, 2)",
-                  "video/Modality.masker = @video/RunningCellMasking()"]
-    else:
-        lines += ["video/Modality.masker = @video/TubeMasking()"]
-    lines += [
-        "video/Modality.name = 'video'",
-        "video/Modality.tokenizer = @video/TubeletTokenizer()",
-        "video/Modality.decoder = @video/MaskTokenDecoder",
-        "video/Reconstruction.modality = 'video'",
-        "MaskedAutoencoder.encoder = @Encoder",
-        "MaskedAutoencoder.modalities = [@video/Modality()]",
-        "MaskedAutoencoder.objectives = [@video/Reconstruction()]",
-        "pretrain.model = @MaskedAutoencoder",
-    ]
+                  f"video/RunningCellMasking.ratio = {spec.decoder_ratio!r}", "video/RunningCellMasking.cell = (2, 2)"]
+    masker = "RunningCellMasking" if spec.masking == "running_cell" else "TubeMasking"
+    lines += ["video/Modality.name = 'video'", "video/Reconstruction.modality = 'video'"]
+    lines += single_modality_model("video", "TubeletTokenizer", masker)
     return "\n".join(lines) + "\n"
 
 

@@ -78,18 +78,25 @@ def max_error(a: torch.Tensor, b: torch.Tensor, what: str) -> float:
     return error
 
 
-@pytest.mark.parametrize("overrides", [{}, {"norm_pix_loss": False, "use_mean_pooling": True}])
-def test_pretraining_parity(overrides):
-    hf = hf_pretraining(**overrides)
-    converted, model = converted_model(hf)
+def check_parity(model, hf: VideoMAEForPreTraining, what: str):
+    """The converted model's encoder features and predictions against HF's, the same clips and
+    mask; returns (mmmae output, HF output, the mask)."""
     video, pixel_values = clips()
     mask = bool_mask()
     with torch.no_grad():
         reference = hf(pixel_values, bool_masked_pos=mask)
         features = hf.videomae(pixel_values, bool_masked_pos=mask).last_hidden_state
     out = mmmae_forward(model, video, mask)
-    assert max_error(out.outputs["video"].encoded, features, "encoder features") <= TOLERANCE
-    assert max_error(out.outputs["video"].prediction, reference.logits, "reconstruction logits") <= TOLERANCE
+    assert max_error(out.outputs["video"].encoded, features, f"{what} encoder features") <= TOLERANCE
+    assert max_error(out.outputs["video"].prediction, reference.logits, f"{what} reconstruction logits") <= TOLERANCE
+    return out, reference, mask
+
+
+@pytest.mark.parametrize("overrides", [{}, {"norm_pix_loss": False, "use_mean_pooling": True}])
+def test_pretraining_parity(overrides):
+    hf = hf_pretraining(**overrides)
+    converted, model = converted_model(hf)
+    out, reference, mask = check_parity(model, hf, "pretraining")
     assert max_error(out.loss, reference.loss, "loss") <= TOLERANCE
     assert not converted.state_dict["modalities.video.embedding"].any()
     assert f"video/TubeletTokenizer.norm_target = {hf.config.norm_pix_loss}" in converted.config

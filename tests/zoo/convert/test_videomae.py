@@ -15,7 +15,8 @@ from transformers import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEModel
 from mmmae.zoo.convert import convert_checkpoint
 from mmmae.zoo.convert.videomae import convert
 from mmmae.zoo.pretrained import build_model, from_pretrained
-from tests.zoo.convert.test_hf_videomae import SMALL, TOLERANCE, bool_mask, clips, max_error, mmmae_forward, randomized
+from tests.zoo.convert.test_hf_videomae import (SMALL, TOLERANCE, bool_mask, check_parity, clips, max_error,
+                                                mmmae_forward, randomized)
 
 OFFICIAL = {**SMALL, "layer_norm_eps": 1e-6}
 HEADS = {"heads": 4, "decoder_heads": 4}
@@ -67,17 +68,6 @@ def test_official_layout_has_the_documented_names_and_shapes():
     assert state["mask_token"].shape == (1, 1, 32)
     assert state["decoder.head.weight"].shape == (2 * 8 * 8 * 3, 32)
     assert not any("bias" in k and "qkv" in k for k in state)
-
-
-def check_parity(model, hf: VideoMAEForPreTraining, what: str) -> None:
-    video, pixel_values = clips()
-    mask = bool_mask()
-    with torch.no_grad():
-        reference = hf(pixel_values, bool_masked_pos=mask)
-        features = hf.videomae(pixel_values, bool_masked_pos=mask).last_hidden_state
-    out = mmmae_forward(model, video, mask)
-    assert max_error(out.outputs["video"].encoded, features, f"{what} encoder features") <= TOLERANCE
-    assert max_error(out.outputs["video"].prediction, reference.logits, f"{what} logits") <= TOLERANCE
 
 
 def test_v1_pickle_is_refused_then_converted_with_allow_pickle(tmp_path):
