@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from mmmae.bench import STEP_DTYPES, STEP_VARIANTS
 from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config
 from mmmae.eval.report import EVALUATION_LINES, extract_lines, flat_metrics
 
@@ -69,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--batches", type=int, default=10, help="batches timed after the first")
     data.add_argument("--steps", type=int, default=5, help="model steps timed after the first")
     data.add_argument("--workers", type=int, default=None, help="loader processes (default: pretrain.num_workers)")
+    step = kinds.add_parser("step", help="pretraining-step clips/s, FLOP utilisation and peak memory against "
+                                         "transformers' VideoMAE, and mmmae's variants against their baselines")
+    step.add_argument("--size", choices=("tiny", "small", "base"), default="small", help="ViT size (VideoMAE's)")
+    step.add_argument("--frames", type=int, default=16)
+    step.add_argument("--image", type=int, default=224, help="frame height and width")
+    step.add_argument("--ratio", type=float, default=0.9, help="tube masking ratio")
+    step.add_argument("--batch", type=int, default=2)
+    step.add_argument("--depth", type=int, default=12, help="encoder blocks")
+    step.add_argument("--decoder_depth", type=int, default=4)
+    step.add_argument("--variants", default=",".join(STEP_VARIANTS),
+                      help=f"comma-separated, of {', '.join(STEP_VARIANTS)}")
+    step.add_argument("--rounds", type=int, default=5, help="alternating rounds (the spread is over them)")
+    step.add_argument("--steps", type=int, default=2, help="steps of each contender per round")
+    step.add_argument("--device", default="cpu")
+    step.add_argument("--dtype", choices=STEP_DTYPES, default="float32", help="autocast dtype of the forward")
+    step.add_argument("--json", default=None, help="also write the measurements to this file")
     _add_weight_commands(commands)
     return parser
 
@@ -248,10 +265,26 @@ def run_shard(args: argparse.Namespace) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> None:
+    if args.kind == "step":
+        return run_step_bench(args)
     from mmmae.bench.data import bench_data, format_data_bench
 
     parse_config(args.gin_file, args.gin_param)
     print(format_data_bench(bench_data(args.batches, args.steps, args.workers)))
+
+
+def run_step_bench(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from mmmae.bench.contenders import Geometry
+    from mmmae.bench.step import bench_step, format_step_bench
+
+    geometry = Geometry(args.size, args.frames, args.image, args.ratio, args.batch, args.depth, args.decoder_depth)
+    result = bench_step(geometry, [v.strip() for v in args.variants.split(",") if v.strip()], args.rounds,
+                        args.steps, args.device, args.dtype)
+    print(format_step_bench(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(dataclasses.asdict(result), indent=2))
 
 
 def run_eval_command(args: argparse.Namespace) -> None:

@@ -111,9 +111,10 @@ class MaskedAutoencoder(nn.Module):
         tokens = {m: modality.tokenize(batch[m]) for m, modality in self.modalities.items()}
         plans = {m: modality.mask(tokens[m], batch, rng) for m, modality in self.modalities.items()}
         present = {m: presence(batch, m, tokens[m].embed) for m in tokens}
+        given = {m: present[m] if f"{m}_present" in batch else None for m in tokens}  # None: all have m
         valid = {m: None if t.valid is None else torch.gather(t.valid, 1, plans[m].keep) for m, t in tokens.items()}
         encoded, taking_part, cls = self.run_encoder(
-            {m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens}, present, valid)
+            {m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens}, given, valid)
         if self.decoder is not None:
             predictions = self.decoder(encoded, tokens, plans, present)
         else:
@@ -128,10 +129,13 @@ class MaskedAutoencoder(nn.Module):
             value, objective_logs = objective(outputs, batch)
             loss = loss + objective.weight * value
             logs.update(objective_logs)
-        logs["loss"] = loss.detach()
+        logs["loss"] = loss
+        # Every log a view of one new buffer: inductor folds `0 + 1 * value` and `detach` away, and a
+        # loss returned beside a detached alias of itself lost its gradient (pytorch/pytorch#194760).
+        logs = dict(zip(logs, torch.stack([value.detach().float() for value in logs.values()]).unbind()))
         return ModelOutput(loss, logs, outputs)
 
-    def run_encoder(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+    def run_encoder(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
                     valid: dict[str, torch.Tensor | None]
                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The encoder (see Encoder.forward) with each modality's class token put first and taken
@@ -150,8 +154,7 @@ class MaskedAutoencoder(nn.Module):
         """All tokens of one modality, unmasked, encoded alone: ((B, N, D), valid (B, N) bool or None).
         A class token (Modality.cls_token) takes part but is not returned."""
         tokens = self.modalities[modality].tokenize(batch[modality])
-        present = {modality: torch.ones(tokens.embed.shape[0], dtype=torch.bool)}
-        encoded, _, _ = self.run_encoder({modality: tokens.embed}, present, {modality: tokens.valid})
+        encoded, _, _ = self.run_encoder({modality: tokens.embed}, {modality: None}, {modality: tokens.valid})
         return encoded[modality], tokens.valid
 
     @torch.no_grad()

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 import torch
+from einops import rearrange
 
 
 @dataclass
@@ -43,8 +44,13 @@ class MaskPlan:
 
 
 def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Select tokens per sample: x (B, N, D), index (B, K) -> (B, K, D)."""
-    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    """Select tokens per sample: x (B, N, ...), index (B, K) -> (B, K, ...).
+
+    Whole rows through index_select on (B*N, ...), whose backward is an index_add: several times
+    faster on CPU than torch.gather with an index expanded over D (element by element)."""
+    rows = index.long() + torch.arange(x.shape[0], device=index.device)[:, None] * x.shape[1]
+    picked = rearrange(x, "b n ... -> (b n) ...").index_select(0, rearrange(rows, "b k -> (b k)"))
+    return rearrange(picked, "(b k) ... -> b k ...", b=x.shape[0])
 
 
 def presence(batch: dict, modality: str, like: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from mmmae.eval.encoded import encoded_batches
 from mmmae.eval.linear_probe import check_modality
-from mmmae.nn.blocks import Mlp
+from mmmae.nn.mlp import Mlp
 from mmmae.optim import build_optimizer
 
 

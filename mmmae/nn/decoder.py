@@ -25,6 +25,8 @@ class MaskTokenDecoder(nn.Module):
     cls_token: a class token first in the sequence (its output is dropped): 'encoded' is the
     encoder's class output, embedded, plus `cls_embed` (MAE / ViTMAE / AudioMAE: that token's
     position row); 'learned' is `cls_embed` alone (MAE-ST's decoder_cls_token + its position).
+    checkpointing: while training, run each block under activation checkpointing (trades
+    recomputing its forward in the backward pass for not storing its activations).
     """
 
     def __init__(
@@ -40,13 +42,14 @@ class MaskTokenDecoder(nn.Module):
         pos_grid: Sequence[int] | None = None,
         embed_bias: bool = False,
         cls_token: str | None = None,
+        checkpointing: bool = False,
     ):
         super().__init__()
         if cls_token not in CLS_MODES:
             raise ValueError(f"MaskTokenDecoder.cls_token = {cls_token!r} is not one of {CLS_MODES}")
         self.embed = nn.Linear(in_dim, dim, bias=embed_bias)
         self.mask_token = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, dim), std=0.02))
-        self.transformer = Transformer(dim, depth, heads, norm_eps, final_norm_eps)
+        self.transformer = Transformer(dim, depth, heads, norm_eps, final_norm_eps, checkpointing)
         self.head = nn.Linear(dim, out_dim)
         self.pos_embed = pos_embed
         self.positions = position_table(pos_embed, dim, pos_grid, owner="MaskTokenDecoder.pos_embed")

@@ -6,8 +6,8 @@ import gin
 import torch
 from torch import nn
 
-from mmmae.nn.blocks import Block
-from mmmae.nn.packing import PackedLayout, token_masks
+from mmmae.nn.blocks import Block, run_block
+from mmmae.nn.packing import PackedLayout, Packing, token_masks
 from mmmae.nn.sparsify import TokenSparsification
 
 FUSIONS = ("separate", "joint", "mid")
@@ -26,16 +26,20 @@ class Encoder(nn.Module):
     sparsify: a TokenSparsification (SMAUG) that drops tokens after one of the shared blocks
     while training.
     drop_path: stochastic depth, rising linearly from 0 at the first block to `drop_path` at
-    the last (timm / VideoMAE fine-tuning); norm_eps: every LayerNorm's epsilon.
+    the last (timm / VideoMAE fine-tuning; per sample, per token where tokens are packed);
+    norm_eps: every LayerNorm's epsilon.
     final_norm: False leaves out the LayerNorm after the last block (HF VideoMAEModel with
     use_mean_pooling=True and VideoMAE's fine-tuned `fc_norm` models end without one).
+    checkpointing: while training, run each block under activation checkpointing (trades
+    recomputing its forward in the backward pass for not storing its activations).
     The model builds it with its modality names (gin: `MaskedAutoencoder.encoder = @Encoder`).
     """
 
     def __init__(self, modalities: Sequence[str], dim: int = gin.REQUIRED, depth: int = gin.REQUIRED,
                  heads: int = gin.REQUIRED, fusion: str = "joint", fusion_layers: int = 0, specific_layers: int = 0,
                  shared_layers: int | None = None, sparsify: TokenSparsification | None = None,
-                 drop_path: float = 0.0, norm_eps: float = 1e-6, final_norm: bool = True):
+                 drop_path: float = 0.0, norm_eps: float = 1e-6, final_norm: bool = True,
+                 checkpointing: bool = False):
         super().__init__()
         if shared_layers is not None:
             if specific_layers or not 0 <= shared_layers <= depth:
@@ -57,6 +61,7 @@ class Encoder(nn.Module):
                 raise ValueError(f"TokenSparsification.modalities names {sorted(unknown)}, not among the model's "
                                  f"modalities {list(modalities)}")
         self.sparsify = sparsify
+        self.checkpointing = checkpointing
         self.dim = dim
         rates = torch.linspace(0, drop_path, depth).tolist()
         self.specific = nn.ModuleDict({m: nn.ModuleList(
@@ -67,17 +72,48 @@ class Encoder(nn.Module):
         self.joint_from = {"separate": shared, "joint": 0, "mid": shared - fusion_layers}[fusion]
         self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
 
-    def forward(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+    def forward(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
                 valid: dict[str, torch.Tensor | None] | None = None
                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """parts {m: (B, K_m, D)}, present {m: (B,) bool}, valid {m: (B, K_m) bool or None}
-        -> ({m: (B, K_m, D)}, {m: (B, K_m) bool}): the encodings, zeros where a token took no
-        part (absent samples, padding, tokens dropped by `sparsify`), and where they took part."""
+        """parts {m: (B, K_m, D)}, present {m: (B,) bool, or None when every sample has m},
+        valid {m: (B, K_m) bool, or None when nothing is padded} -> ({m: (B, K_m, D)},
+        {m: (B, K_m) bool}): the encodings, zeros where a token took no part (absent samples,
+        padding, tokens dropped by `sparsify`), and where they took part.
+
+        When every present and valid is None, every token takes part: the blocks run on the
+        dense (B, K_m, D) tensors, with no packing and no look at the masks' values."""
         parts = dict(parts)
         for m, blocks in self.specific.items():
             if m in parts:
                 for block in blocks:
-                    parts[m] = block(parts[m])
+                    parts[m] = self.apply_block(block, parts[m])
+        everyone = all(present[m] is None and (valid is None or valid.get(m) is None) for m in parts)
+        if everyone and not (self.training and self.sparsify is not None):
+            return self.dense(parts)
+        return self.packed(parts, present, valid)
+
+    def apply_block(self, block: Block, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        """block(x, packing), checkpointed while training with `checkpointing`."""
+        return run_block(block, x, packing, checkpointing=self.checkpointing and self.training)
+
+    def dense(self, parts: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Every token takes part: separate blocks on each (B, K_m, D), joint ones on their
+        concatenation (B, sum K_m, D)."""
+        for block in self.blocks[: self.joint_from]:
+            parts = {m: self.apply_block(block, x) for m, x in parts.items()}
+        if self.joint_from < len(self.blocks):
+            x = torch.cat(list(parts.values()), dim=1)
+            for block in self.blocks[self.joint_from :]:
+                x = self.apply_block(block, x)
+            parts = dict(zip(parts, x.split([p.shape[1] for p in parts.values()], dim=1)))
+        masks = {m: torch.ones(p.shape[:2], dtype=torch.bool, device=p.device) for m, p in parts.items()}
+        return {m: self.norm(x) for m, x in parts.items()}, masks
+
+    def packed(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
+               valid: dict[str, torch.Tensor | None] | None
+               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Tokens of every modality and sample back to back (mmmae.nn.packing), those that take
+        no part left out."""
         shapes = {m: p.shape[:2] for m, p in parts.items()}
         masks = token_masks(parts, present, valid)
         layout = PackedLayout(masks, next(iter(parts.values())).device)
@@ -89,5 +125,5 @@ class Encoder(nn.Module):
                                              joint=i >= self.joint_from)
                 layout = PackedLayout(masks, x.device)
                 x = layout.pack(parts)
-            x = block(x, layout.joint if i >= self.joint_from else layout.separate)
+            x = self.apply_block(block, x, layout.joint if i >= self.joint_from else layout.separate)
         return layout.unpack(self.norm(x), shapes), {m: mask.to(x.device) for m, mask in layout.masks.items()}

@@ -67,12 +67,16 @@ class PackedLayout:
                 for m in self.names}
 
 
-def token_masks(parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
+def token_masks(parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
                 valid: dict[str, torch.Tensor | None] | None = None) -> dict[str, torch.Tensor]:
-    """{m: (B, L_m) bool}: tokens of samples that have m, and that are not padding."""
+    """{m: (B, L_m) bool}: tokens of samples that have m (present[m] (B,) bool, None: all of
+    them), and that are not padding (valid[m] (B, L_m) bool, None: none)."""
     masks = {}
     for m, x in parts.items():
-        mask = present[m].to(torch.bool)[:, None].expand(x.shape[0], x.shape[1])
+        if present[m] is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        else:
+            mask = present[m].to(torch.bool)[:, None].expand(x.shape[0], x.shape[1])
         if valid is not None and valid.get(m) is not None:
             mask = mask & valid[m].to(mask.device)
         masks[m] = mask

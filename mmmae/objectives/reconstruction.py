@@ -2,6 +2,7 @@
 
 import gin
 import torch
+import torch.nn.functional as F
 
 from mmmae.objectives.presence import usable_samples
 from mmmae.types import gather_tokens
@@ -29,7 +30,7 @@ class Reconstruction:
                              f"({self.modality}/Modality.decoder) or a model-level MaskedAutoencoder.decoder")
         usable, logs = usable_samples(self.name, [self.modality], outputs, batch, self.strict)
         target = gather_tokens(out.tokens.target, out.plan.predict)
-        per_token = (out.prediction.float() - target.float()).pow(2).mean(dim=-1)
+        per_token = F.mse_loss(out.prediction.float(), target.float(), reduction="none").mean(dim=-1)
         weight = torch.ones_like(per_token) if out.plan.loss_weight is None else out.plan.loss_weight.float()
         weight = weight * usable[:, None]
         loss = (per_token * weight).sum() / weight.sum().clamp_min(1e-12)

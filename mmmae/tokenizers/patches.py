@@ -44,21 +44,17 @@ def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool |
     P = prod(kernel) * C, laid out (p0 p1 p2 c). See the module docstring for `normalize`
     (True: per channel; 'mae': jointly over the patch; False / 'standardized': none).
     """
-    if pixels.ndim == 5:
-        p0, p1, p2 = kernel
-        patches = rearrange(pixels, "b c (t p0) (h p1) (w p2) -> b (t h w) (p0 p1 p2) c", p0=p0, p1=p1, p2=p2)
-    else:
-        p1, p2 = kernel
-        patches = rearrange(pixels, "b c (h p1) (w p2) -> b (h w) (p1 p2) c", p1=p1, p2=p2)
+    axes = dict(zip(("p0", "p1", "p2")[-len(kernel):], kernel))
+    grid, tokens = ("(t p0) (h p1) (w p2)", "(t h w)") if pixels.ndim == 5 else ("(h p1) (w p2)", "(h w)")
+    # Cut with channels before pixels, so the per-channel statistics reduce contiguous rows.
+    patches = rearrange(pixels, f"b c {grid} -> b {tokens} c ({' '.join(axes)})", **axes)  # (B, N, C, p)
     if normalize == "mae":
-        mean = patches.mean(dim=(-2, -1), keepdim=True)
-        var = patches.var(dim=(-2, -1), keepdim=True, unbiased=True)
-        patches = (patches - mean) / (var + 1e-6) ** 0.5
+        var, mean = torch.var_mean(patches, dim=(-2, -1), keepdim=True, unbiased=True)
+        patches = (patches - mean).div_((var + 1e-6).sqrt_())
     elif normalize is True:
-        mean = patches.mean(dim=-2, keepdim=True)
-        std = patches.std(dim=-2, keepdim=True, unbiased=True)
-        patches = (patches - mean) / (std + 1e-6)
-    return rearrange(patches, "b n p c -> b n (p c)")
+        std, mean = torch.std_mean(patches, dim=-1, keepdim=True, unbiased=True)
+        patches = (patches - mean).div_(std.add_(1e-6))
+    return rearrange(patches, "b n c p -> b n (p c)")
 
 
 def patch_pixels(predicted: torch.Tensor, truth: torch.Tensor, normalize: bool | str = True) -> torch.Tensor:

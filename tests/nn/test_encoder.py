@@ -1,9 +1,12 @@
-"""Fusion strategies: which modality's tokens reach which, absent modalities, specific layers."""
+"""Fusion strategies: which modality's tokens reach which, absent modalities, specific layers,
+and the dense path taken when every token takes part."""
 
 import pytest
 import torch
 
 from mmmae.nn.encoder import Encoder
+from mmmae.nn.packing import PackedLayout
+from mmmae.nn.sparsify import TokenSparsification
 
 
 def inputs(batch=3):
@@ -76,3 +79,55 @@ def test_specific_layers_have_weights_per_modality(kwargs):
 def test_bad_fusion_settings_name_the_binding(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Encoder(["video"], dim=16, depth=3, heads=2, **kwargs)
+
+
+def outputs_and_gradients(enc, present):
+    """The encodings and the gradients of a loss on them for the inputs and every parameter."""
+    parts = {m: x.requires_grad_() for m, x in inputs()[0].items()}
+    out, masks = enc(parts, present)
+    loss = sum(x.sin().sum() for x in out.values())
+    grads = torch.autograd.grad(loss, [*parts.values(), *enc.parameters()])
+    return out, masks, grads
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(fusion="separate"),
+    dict(fusion="joint"),
+    dict(fusion="mid", fusion_layers=1),
+    dict(fusion="joint", specific_layers=1),
+    dict(fusion="mid", fusion_layers=1, specific_layers=1),
+])
+def test_the_dense_path_equals_the_packed_one(kwargs):
+    enc = encoder(**kwargs).train()
+    parts, everyone = inputs()  # all-True present tensors force the packed path
+    dense, dense_masks, dense_grads = outputs_and_gradients(enc, {m: None for m in parts})
+    packed, packed_masks, packed_grads = outputs_and_gradients(enc, everyone)
+    for m in parts:
+        torch.testing.assert_close(dense[m], packed[m], atol=1e-5, rtol=0)
+        assert dense_masks[m].dtype == torch.bool and torch.equal(dense_masks[m], packed_masks[m])
+    for dense_grad, packed_grad in zip(dense_grads, packed_grads, strict=True):
+        torch.testing.assert_close(dense_grad, packed_grad, atol=1e-5, rtol=0)
+
+
+def test_the_dense_path_builds_no_packed_layout(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a packed layout (a host copy of the masks) for a batch without absences or padding")
+
+    monkeypatch.setattr(PackedLayout, "__init__", refuse)
+    enc = encoder(fusion="mid", fusion_layers=1)
+    parts, present = inputs()
+    out, masks = enc(parts, {m: None for m in parts})
+    assert {m: x.shape for m, x in out.items()} == {m: x.shape for m, x in parts.items()}
+    assert all(mask.all() and mask.shape == parts[m].shape[:2] for m, mask in masks.items())
+    with pytest.raises(AssertionError, match="packed layout"):
+        enc(parts, present)
+
+
+def test_padding_and_sparsification_still_pack_without_presence_flags():
+    parts, _ = inputs()
+    valid = {"video": torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]]), "audio": None}
+    out, masks = encoder(fusion="joint")(parts, {m: None for m in parts}, valid)
+    assert torch.equal(masks["video"], valid["video"]) and masks["audio"].all()
+    assert not out["video"][~valid["video"]].any()
+    sparse = encoder(fusion="joint", sparsify=TokenSparsification(after_layer=1, keep=0.5)).train()
+    assert sparse(parts, {m: None for m in parts})[1]["video"].sum(dim=1).tolist() == [2, 2, 2]

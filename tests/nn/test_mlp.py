@@ -1,0 +1,69 @@
+"""The MLP that recomputes GELU in backward computes the plain MLP's function and gradients, keeping less."""
+
+import torch
+import torch.nn.functional as F
+
+from mmmae.nn.mlp import Mlp
+
+
+def plain(mlp: Mlp, x: torch.Tensor) -> torch.Tensor:
+    fc1, _, fc2 = mlp
+    return fc2(F.gelu(fc1(x)))
+
+
+def outputs_and_gradients(forward, mlp: Mlp, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    x = x.clone().requires_grad_()
+    y = forward(mlp, x)
+    y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(3)))
+    grads = [x.grad] + [p.grad.clone() for p in mlp.parameters()]
+    mlp.zero_grad(set_to_none=True)
+    return y.detach(), grads
+
+
+def saved_bytes(forward, mlp: Mlp, x: torch.Tensor) -> int:
+    """Bytes of the tensors autograd keeps for backward (ignoring the parameters)."""
+    saved = []
+    params = {p.data_ptr() for p in mlp.parameters()}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.data_ptr() not in params:
+            saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        forward(mlp, x.clone().requires_grad_())
+    return sum(saved)
+
+
+def test_recomputing_mlp_matches_the_plain_mlp_and_its_gradients():
+    torch.manual_seed(0)
+    mlp, x = Mlp(16, 64), torch.randn(2, 5, 16)
+    y_ref, grads_ref = outputs_and_gradients(plain, mlp, x)
+    y, grads = outputs_and_gradients(lambda m, v: m(v), mlp, x)
+    assert torch.allclose(y, y_ref, atol=1e-6)
+    for got, want in zip(grads, grads_ref, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_recomputing_mlp_keeps_the_gelu_output_out_of_memory():
+    mlp, x = Mlp(16, 64), torch.randn(4, 32, 16)
+    hidden_bytes = 4 * 32 * 64 * 4  # one (4, 32, 64) float32 tensor
+    assert saved_bytes(plain, mlp, x) - saved_bytes(lambda m, v: m(v), mlp, x) >= hidden_bytes
+
+
+def test_recomputing_mlp_under_bfloat16_autocast_returns_float32_parameter_gradients():
+    torch.manual_seed(0)
+    mlp, x = Mlp(8, 32), torch.randn(2, 3, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = mlp(x)
+        y_ref = plain(mlp, x)
+    assert y.dtype == torch.bfloat16 and torch.allclose(y.float(), y_ref.float(), atol=1e-2)
+    y.float().sum().backward()
+    assert x.grad.dtype == torch.float32
+    assert all(p.grad.dtype == torch.float32 for p in mlp.parameters())
+
+
+def test_mlp_without_gradients_is_the_plain_mlp():
+    mlp, x = Mlp(8, 32), torch.randn(3, 8)
+    with torch.no_grad():
+        assert torch.equal(mlp(x), plain(mlp, x))

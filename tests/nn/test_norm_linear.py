@@ -1,0 +1,68 @@
+"""norm_linear (LayerNorm output recomputed in backward) equals linear(norm(x)) and keeps less."""
+
+import torch
+from torch import nn
+
+from mmmae.nn.norm_linear import norm_linear
+
+
+def layers(seed: int = 0) -> tuple[nn.LayerNorm, nn.Linear]:
+    torch.manual_seed(seed)
+    norm, linear = nn.LayerNorm(16, eps=1e-6), nn.Linear(16, 24)
+    with torch.no_grad():  # a non-trivial affine LayerNorm, so its parameters' gradients are checked
+        norm.weight.normal_(1.0, 0.2)
+        norm.bias.normal_(0.0, 0.2)
+    return norm, linear
+
+
+def run(forward, x: torch.Tensor, norm: nn.LayerNorm, linear: nn.Linear):
+    x = x.clone().requires_grad_()
+    y = forward(x)
+    y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(3)))
+    params = [*norm.parameters(), *linear.parameters()]
+    grads = [x.grad] + [p.grad.clone() for p in params]
+    for p in params:
+        p.grad = None
+    return y.detach(), grads
+
+
+def test_norm_linear_matches_linear_of_norm_and_all_gradients():
+    norm, linear = layers()
+    x = 3.0 * torch.randn(2, 5, 16) + 1.0
+    y_ref, grads_ref = run(lambda v: linear(norm(v)), x, norm, linear)
+    y, grads = run(lambda v: norm_linear(v, norm, linear), x, norm, linear)
+    assert torch.allclose(y, y_ref, atol=1e-5)
+    for got, want in zip(grads, grads_ref, strict=True):
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_norm_linear_does_not_keep_the_normalised_copy():
+    norm, linear = layers()
+    x = torch.randn(4, 32, 16, requires_grad=True)
+    sizes = []
+    params = {p.data_ptr() for p in [*norm.parameters(), *linear.parameters()]}
+
+    def kept(forward) -> int:
+        sizes.clear()
+
+        def pack(t):
+            if t.data_ptr() not in params:
+                sizes.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            forward(x)
+        return sum(sizes)
+
+    assert kept(lambda v: linear(norm(v))) - kept(lambda v: norm_linear(v, norm, linear)) >= 4 * 32 * 16 - 2 * 4 * 32
+
+
+def test_norm_linear_under_bfloat16_autocast():
+    norm, linear = layers()
+    x = torch.randn(2, 3, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, y_ref = norm_linear(x, norm, linear), linear(norm(x))
+    assert y.dtype == y_ref.dtype == torch.bfloat16 and torch.allclose(y.float(), y_ref.float(), atol=2e-2)
+    y.float().sum().backward()
+    assert x.grad.dtype == torch.float32
+    assert all(p.grad.dtype == torch.float32 for p in [*norm.parameters(), *linear.parameters()])
