@@ -122,6 +122,7 @@ def pretrain(
     clip_grad: float | None = None,
     grad_accum: int = 1,
     mixed_precision: str = "no",
+    dynamo_backend: str | None = None,
     seed: int = 0,
     num_workers: int = 2,
     prefetch_factor: int = 2,
@@ -134,13 +135,17 @@ def pretrain(
 
     batch_size is per process; lr = base_lr * (batch_size * processes * grad_accum) / 256.
     steps, warmup_steps, save_every, log_every and viz_every count optimizer steps; num_workers
-    loader processes each keep prefetch_factor batches ready. The gin
+    loader processes each keep prefetch_factor batches ready. dynamo_backend: train the model
+    under torch.compile with this backend ('inductor'; None: Accelerate's choice, which
+    `accelerate launch --dynamo_backend` sets; the saved weights and evaluations use the
+    uncompiled model). The gin
     `evaluations` (probes, retrievals) run at the end on the trained and a fresh model.
     """
     run_dir = Path(output_dir)
     accelerator = Accelerator(
         mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum, log_with="tensorboard",
-        project_dir=str(run_dir), dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        dynamo_backend=dynamo_backend, project_dir=str(run_dir),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     set_seed(seed)
     net, data = model(), dataset()
@@ -181,7 +186,7 @@ def pretrain(
                save_every, keep_checkpoints, viz_every, global_batch)
     summary = {"run_dir": str(run_dir), "steps": steps, "global_batch": global_batch, "lr": lr}
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(net)
+        final = accelerator.unwrap_model(net, keep_torch_compile=False)
         summary["model"] = str(save_final_model(final, run_dir))
         summary.update(loss_curve(run_dir))
         summary["evaluations"] = run_evaluations(final, tasks, initial)

@@ -7,7 +7,9 @@ import gin
 import pytest
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
+from torch._dynamo.utils import counters
 
 import mmmae.train
 from mmmae.checkpoint import latest_checkpoint
@@ -126,6 +128,25 @@ def test_bf16_mixed_precision_runs_on_tiny_shapes(tmp_path):
     assert summary["steps"] == 2
     assert all(v.dtype == torch.float32 for v in weights(tmp_path).values()), "master weights stay float32"
     assert all(torch.isfinite(torch.tensor(loss)) for loss in losses(tmp_path))
+
+
+def test_a_compiled_run_trains_as_the_eager_one(tmp_path):
+    """pretrain.dynamo_backend compiles the model (Accelerate's TorchDynamoPlugin); the weights
+    it saves are the plain model's, under their own names, and match an uncompiled run."""
+    settings = ("pretrain.steps = 2", "pretrain.save_every = 2")
+    train(tmp_path / "eager", *settings)
+    AcceleratorState._reset_state(reset_partial_state=True)  # one run per process, as under `mmmae train`
+    GradientState._reset_state()
+    torch._dynamo.reset()
+    counters.clear()
+    train(tmp_path / "compiled", *settings, "pretrain.dynamo_backend = 'eager'")
+    assert counters["stats"]["unique_graphs"] >= 1, "the model did not run under torch.compile"
+    torch._dynamo.reset()
+    eager, compiled = weights(tmp_path / "eager"), weights(tmp_path / "compiled")
+    assert compiled.keys() == eager.keys()
+    for name, value in eager.items():
+        torch.testing.assert_close(compiled[name], value, atol=1e-5, rtol=0, msg=name)
+    assert losses(tmp_path / "compiled") == pytest.approx(losses(tmp_path / "eager"), abs=1e-5)
 
 
 class AudioWithNaN(torch.utils.data.Dataset):

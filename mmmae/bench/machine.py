@@ -3,8 +3,11 @@
 The peak is measured in the run that uses it (large square matmuls of the step's dtype), the
 FLOPs come from torch.utils.flop_counter (matmuls, convolutions and attention; on CPU the
 flash-attention kernels torch does not count are counted with torch's own SDPA formulas), and
-memory is what the step adds to what the process held before it: on CUDA the allocator's peak,
-on CPU the resident-set high-water mark (Linux; the kernel's VmHWM, reset before the step).
+memory is what the step adds to what was held before it, counted two ways: the peak of live
+tensor bytes (torch's MemTracker, on any device; what CUDA's max_memory_allocated counts), and
+what the process footprint rose by (CUDA: the allocator's peak; CPU: the resident-set
+high-water mark, the kernel's VmHWM reset before the step, which includes the C allocator's
+freed-but-kept memory).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import ctypes
 import gc
 import re
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.distributed._tools.mem_tracker import MemTracker
 from torch.utils import flop_counter
 
 _CPU_FLASH = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
@@ -102,6 +107,23 @@ def step_peak_bytes(step: Callable[[], None], device: torch.device) -> int:
     before = _status_kib("VmRSS")
     step()
     return (_status_kib("VmHWM") - before) * 1024
+
+
+def _tracked_total(tracker: MemTracker, which: str) -> int:
+    return sum(per_device["Total"] for per_device in tracker.get_tracker_snapshot(which).values())
+
+
+def step_tensor_bytes(step: Callable[[], None], model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """How far the bytes of live tensors rose above their level before one call of `step`:
+    MemTracker follows every storage the step's ops allocate until it is freed, with the
+    model's parameters, gradients and the optimizer's state."""
+    tracker = MemTracker()
+    tracker.track_external(model, optimizer)
+    with tracker, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Module is None")  # its per-module view, not the totals
+        before = _tracked_total(tracker, "current")
+        step()
+    return _tracked_total(tracker, "peak") - before
 
 
 def state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:

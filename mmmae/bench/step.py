@@ -20,7 +20,8 @@ import torch
 from mmmae.bench import STEP_VARIANTS as VARIANTS
 from mmmae.bench.contenders import (DTYPES, Contender, Geometry, audiovisual_batch, audiovisual_config, clip,
                                     mmmae_contender, mmmae_variant, videomae_pair)
-from mmmae.bench.machine import matmul_peak, state_bytes, step_flops, step_peak_bytes, synchronize
+from mmmae.bench.machine import (matmul_peak, state_bytes, step_flops, step_peak_bytes, step_tensor_bytes,
+                                 synchronize)
 from mmmae.zoo.pretrained import build_model
 
 MIB = 2**20
@@ -28,12 +29,14 @@ MIB = 2**20
 
 @dataclass
 class Timing:
-    """Seconds per step of one contender, per round; FLOPs, memory and state of one step."""
+    """Seconds per step of one contender, per round; FLOPs of one step; what one step adds to
+    memory (live tensors, and the process footprint) and the state it keeps across steps."""
 
     name: str
     clips: int
     seconds: list[float] = field(default_factory=list)
     flops: int = 0
+    tensor_bytes: int = 0
     step_bytes: int = 0
     state_bytes: int = 0
 
@@ -78,8 +81,10 @@ def alternate(contenders: Sequence[Contender], rounds: int, steps: int, warmup: 
 
 
 def measure_costs(contender: Contender, timing: Timing, repeats: int = 3) -> None:
-    """FLOPs of one forward+backward, and the median step peak memory over `repeats` steps."""
+    """FLOPs of one forward+backward, the step's tensor peak, and its median footprint peak over
+    `repeats` steps."""
     timing.flops = step_flops(contender.forward_backward)
+    timing.tensor_bytes = step_tensor_bytes(contender.step, contender.model, contender.optimizer)
     timing.step_bytes = int(statistics.median(step_peak_bytes(contender.step, contender.device)
                                               for _ in range(repeats)))
     timing.state_bytes = state_bytes(contender.model, contender.optimizer)
@@ -174,9 +179,17 @@ def _timing_line(t: Timing, peak: float) -> str:
     if t.flops:
         achieved = t.flops / t.median
         line += (f"  {t.flops / 1e9:7.1f} GFLOP/step {achieved / 1e9:6.1f} GFLOP/s = {achieved / peak:5.1%} of peak;"
-                 f" step memory +{t.step_bytes / MIB:.0f} MiB, with parameters and optimizer state "
-                 f"{(t.step_bytes + t.state_bytes) / MIB:.0f} MiB")
+                 f" step memory: tensors +{t.tensor_bytes / MIB:.0f} MiB"
+                 f" ({(t.tensor_bytes + t.state_bytes) / MIB:.0f} MiB with parameters and optimizer state),"
+                 f" process +{t.step_bytes / MIB:.0f} MiB")
     return line
+
+
+def _memory_line(c: Comparison) -> str:
+    b, o = c.baseline, c.contender
+    return (f"  memory: {o.tensor_bytes / b.tensor_bytes:.2f}x the baseline's step tensor peak, "
+            f"{(o.tensor_bytes + o.state_bytes) / (b.tensor_bytes + b.state_bytes):.2f}x with parameters and "
+            f"optimizer state; process footprint {o.step_bytes / b.step_bytes:.2f}x")
 
 
 def format_step_bench(result: StepBench) -> str:
@@ -188,10 +201,7 @@ def format_step_bench(result: StepBench) -> str:
     for c in result.comparisons:
         low, high = c.spread
         lines.append(f"{c.title}: {c.speedup:.2f}x throughput (per round {low:.2f}-{high:.2f}x)")
-        if c.baseline.step_bytes and c.contender.step_bytes:
-            step_ratio = c.contender.step_bytes / c.baseline.step_bytes
-            total = (c.contender.step_bytes + c.contender.state_bytes) / (c.baseline.step_bytes + c.baseline.state_bytes)
-            lines.append(f"  memory: {step_ratio:.2f}x the baseline's step peak, {total:.2f}x with parameters and "
-                         f"optimizer state")
+        if c.baseline.tensor_bytes and c.contender.tensor_bytes:
+            lines.append(_memory_line(c))
         lines += [_timing_line(c.baseline, result.peak_flops), _timing_line(c.contender, result.peak_flops)]
     return "\n".join(lines + result.notes)

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from mmmae.bench.machine import matmul_peak, state_bytes, step_flops, step_peak_bytes
+from mmmae.bench.machine import matmul_peak, state_bytes, step_flops, step_peak_bytes, step_tensor_bytes
 
 
 def test_step_flops_counts_a_linear_forward_and_backward():
@@ -27,6 +27,24 @@ def test_step_peak_bytes_sees_a_transient_allocation():
 
     assert step_peak_bytes(step, torch.device("cpu")) >= 60 * 2**20
     assert step_peak_bytes(lambda: None, torch.device("cpu")) < 16 * 2**20
+
+
+def test_step_tensor_bytes_counts_the_live_tensors_at_the_peak():
+    layer = torch.nn.Linear(256, 256)  # 257 KiB of parameters, 257 KiB of gradients
+    optimizer = torch.optim.AdamW(layer.parameters())
+    mib = 2**20
+
+    def step():
+        big = torch.ones(mib)  # 4 MiB, freed before the backward pass
+        del big
+        layer(torch.randn(1024, 256)).sum().backward()  # 1 MiB input, 1 MiB output
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    peak = step_tensor_bytes(step, layer, optimizer)
+    assert 4 * mib <= peak < 4 * mib + 64 * 1024  # the 4 MiB buffer; the rest never coexists with it
+    assert step_tensor_bytes(lambda: None, layer, optimizer) == 0
 
 
 def test_state_bytes_counts_parameters_and_adam_moments():

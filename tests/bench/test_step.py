@@ -45,8 +45,9 @@ def test_bench_step_runs_every_variant_and_reports_each():
     assert versus_hf.baseline.name == "transformers" and versus_hf.contender.flops > 0
     assert versus_hf.contender.flops == pytest.approx(versus_hf.baseline.flops, rel=0.1)
     assert versus_hf.contender.step_bytes >= 0 and versus_hf.contender.state_bytes > 0
+    assert versus_hf.contender.tensor_bytes > 0 and versus_hf.baseline.tensor_bytes > 0
     text = format_step_bench(result)
-    assert "mmmae / transformers VideoMAEForPreTraining" in text and "of peak" in text
+    assert "mmmae / transformers VideoMAEForPreTraining" in text and "of peak" in text and "step tensor peak" in text
     assert "torch.compile (eager): first step" in text
 
 
