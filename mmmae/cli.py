@@ -11,6 +11,14 @@ from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config
 from mmmae.eval.report import EVALUATION_LINES, extract_lines, flat_metrics
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_gin_flags(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--gin_file", action="append", default=[], required=required,
                         help="gin file (repeatable; later files override earlier ones)")
@@ -81,10 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--decoder_depth", type=int, default=4)
     step.add_argument("--variants", default=",".join(STEP_VARIANTS),
                       help=f"comma-separated, of {', '.join(STEP_VARIANTS)}")
-    step.add_argument("--rounds", type=int, default=5, help="alternating rounds (the spread is over them)")
-    step.add_argument("--steps", type=int, default=2, help="steps of each contender per round")
+    step.add_argument("--rounds", type=positive_int, default=5, help="alternating rounds (the spread is over them)")
+    step.add_argument("--steps", type=positive_int, default=2, help="steps of each contender per round")
     step.add_argument("--device", default="cpu")
     step.add_argument("--dtype", choices=STEP_DTYPES, default="float32", help="autocast dtype of the forward")
+    step.add_argument("--profile", action="store_true",
+                      help="also split both models' step time by op family (torch.profiler)")
     step.add_argument("--json", default=None, help="also write the measurements to this file")
     _add_weight_commands(commands)
     return parser
@@ -281,7 +291,7 @@ def run_step_bench(args: argparse.Namespace) -> None:
 
     geometry = Geometry(args.size, args.frames, args.image, args.ratio, args.batch, args.depth, args.decoder_depth)
     result = bench_step(geometry, [v.strip() for v in args.variants.split(",") if v.strip()], args.rounds,
-                        args.steps, args.device, args.dtype)
+                        args.steps, args.device, args.dtype, profile=args.profile)
     print(format_step_bench(result))
     if args.json:
         Path(args.json).write_text(json.dumps(dataclasses.asdict(result), indent=2))

@@ -44,10 +44,12 @@ class MaskPlan:
 
 
 def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Select tokens per sample: x (B, N, ...), index (B, K) -> (B, K, ...).
+    """Select tokens per sample: x (B, N, ...), index (B, K) in [0, N) -> (B, K, ...).
 
     Whole rows through index_select on (B*N, ...), whose backward is an index_add: several times
-    faster on CPU than torch.gather with an index expanded over D (element by element)."""
+    faster on CPU than torch.gather with an index expanded over D (element by element). An
+    index outside [0, N) is not caught (it reads a neighbouring sample's token): maskers
+    return indices of their own tokens."""
     rows = index.long() + torch.arange(x.shape[0], device=index.device)[:, None] * x.shape[1]
     picked = rearrange(x, "b n ... -> (b n) ...").index_select(0, rearrange(rows, "b k -> (b k)"))
     return rearrange(picked, "(b k) ... -> b k ...", b=x.shape[0])

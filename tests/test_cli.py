@@ -151,3 +151,9 @@ def test_eval_a_zoo_model_by_name_then_extract_its_features(tmp_path):
          "--gin_param", "extract_features.dataset = @probe_test/MovingDigits()", *small],
         capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 1 and "overwrite" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_bench_step_refuses_zero_steps_naming_the_flag():
+    done = subprocess.run([sys.executable, "-m", "mmmae", "bench", "step", "--steps", "0"], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and "--steps: must be at least 1, got 0" in done.stderr

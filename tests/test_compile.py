@@ -53,12 +53,19 @@ def test_a_compiled_step_trains_as_in_eager():
 
 def test_an_inductor_compiled_loss_keeps_its_gradient():
     """Inductor folds `0 + 1 * value` and `detach`, so a loss returned beside a detached log of
-    the same value came back without grad_fn (pytorch/pytorch#194760); the model's logs avoid it."""
+    the same value came back without grad_fn (pytorch/pytorch#194760); the model's logs avoid it.
+    The compiled forward and backward give eager's loss, logs and gradients."""
     model, batch = micro_videomae()
     eager = model(batch, MaskRNG.seeded(0))
+    eager_grads = torch.autograd.grad(eager.loss, list(model.parameters()), allow_unused=True)
     compiled = torch.compile(model, backend="inductor")(batch, MaskRNG.seeded(0))
     assert compiled.loss.grad_fn is not None
     torch.testing.assert_close(compiled.loss, eager.loss, atol=1e-5, rtol=0)
     assert compiled.logs.keys() == eager.logs.keys()
     for name, value in eager.logs.items():
         torch.testing.assert_close(compiled.logs[name], value, atol=1e-5, rtol=0, msg=name)
+    compiled_grads = torch.autograd.grad(compiled.loss, list(model.parameters()), allow_unused=True)
+    for (name, _), got, want in zip(model.named_parameters(), compiled_grads, eager_grads, strict=True):
+        assert (got is None) == (want is None), name
+        if want is not None:
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4, msg=name)

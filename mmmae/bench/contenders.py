@@ -106,11 +106,13 @@ def videomae_pair(geometry: Geometry, device: torch.device, dtype: torch.dtype,
                   overrides: Sequence[str] = ()) -> tuple[Contender, Contender, str]:
     """transformers' VideoMAEForPreTraining (SDPA attention, random weights) and mmmae's model
     converted from those weights (`mmmae convert --from hf-videomae`), tube masking at
-    geometry.ratio on both, the same clips; and the converted gin config (for variants)."""
+    geometry.ratio and SDPA attention on both, the same clips; and the converted gin config
+    (for variants)."""
     torch.manual_seed(0)
     hf = VideoMAEForPreTraining(hf_config(geometry))
     converted = convert(hf.state_dict(), hf.config.to_dict())
-    config = converted.config + f"\nvideo/TubeMasking.ratio = {geometry.ratio}\n"
+    # SDPA, as transformers runs it ('auto' would take xformers on CUDA in bf16).
+    config = converted.config + f"\nvideo/TubeMasking.ratio = {geometry.ratio}\nBlock.backend = 'sdpa'\n"
     ours = build_model(config, overrides)
     ours.load_state_dict(converted.state_dict)
     video = clip(geometry, device)
@@ -134,7 +136,7 @@ def mmmae_variant(name: str, config: str, overrides: Sequence[str], batch: dict,
     """The model of gin text `config` with `overrides`, loaded with `state` when given."""
     model = build_model(config, overrides)
     if state is not None:
-        model.load_state_dict(state, strict=False)
+        model.load_state_dict(state)
     return mmmae_contender(name, model, batch, device, dtype)
 
 

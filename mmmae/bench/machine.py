@@ -5,9 +5,9 @@ FLOPs come from torch.utils.flop_counter (matmuls, convolutions and attention; o
 flash-attention kernels torch does not count are counted with torch's own SDPA formulas), and
 memory is what the step adds to what was held before it, counted two ways: the peak of live
 tensor bytes (torch's MemTracker, on any device; what CUDA's max_memory_allocated counts), and
-what the process footprint rose by (CUDA: the allocator's peak; CPU: the resident-set
-high-water mark, the kernel's VmHWM reset before the step, which includes the C allocator's
-freed-but-kept memory).
+what the process footprint rose by (CUDA: the caching allocator's reserved memory; CPU: the
+resident-set high-water mark, the kernel's VmHWM reset before the step, which includes the C
+allocator's freed-but-kept memory).
 """
 
 from __future__ import annotations
@@ -55,9 +55,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, size: int = 2048,
+def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, size: int | None = None,
                 seconds: float = 2.0) -> float:
-    """The best FLOP/s of size x size matmuls of `dtype` on `device` over about `seconds`."""
+    """The best FLOP/s of size x size matmuls of `dtype` on `device` over about `seconds`.
+    size: 2048 on a CPU, 8192 on a GPU (where smaller products do not fill the chip); a GPU
+    times 10 products between synchronisations, so launch and sync costs do not count."""
+    size = size or (8192 if device.type == "cuda" else 2048)
+    per_timing = 10 if device.type == "cuda" else 1
     a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
     out = torch.empty(size, size, device=device, dtype=dtype)
     torch.mm(a, b, out=out)  # warm-up
@@ -65,11 +69,12 @@ def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, size: 
     while spent < seconds:
         synchronize(device)
         tic = time.perf_counter()
-        torch.mm(a, b, out=out)
+        for _ in range(per_timing):
+            torch.mm(a, b, out=out)
         synchronize(device)
         elapsed = time.perf_counter() - tic
         spent += elapsed
-        best = max(best, 2 * size**3 / elapsed)
+        best = max(best, per_timing * 2 * size**3 / elapsed)
     return best
 
 
@@ -90,18 +95,20 @@ def _release_freed_memory() -> None:
 
 
 def step_peak_bytes(step: Callable[[], None], device: torch.device) -> int:
-    """How far memory rose above its level before one call of `step`, in bytes.
+    """How far the process's memory footprint rose above its level before one call of `step`, in bytes.
 
-    CUDA: torch.cuda.max_memory_allocated after reset_peak_memory_stats. CPU: the process's
-    resident high-water mark (VmHWM, reset through /proc/self/clear_refs) minus its resident
-    size just before the step, after freed memory went back to the system."""
+    CUDA: the caching allocator's reserved memory (max_memory_reserved after
+    reset_peak_memory_stats, cache emptied first). CPU: the process's resident high-water mark
+    (VmHWM, reset through /proc/self/clear_refs) minus its resident size just before the step,
+    after freed memory went back to the system."""
     if device.type == "cuda":
         synchronize(device)
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
+        before = torch.cuda.memory_reserved(device)
         step()
         synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
+        return torch.cuda.max_memory_reserved(device) - before
     _release_freed_memory()
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_kib("VmRSS")

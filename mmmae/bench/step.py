@@ -22,6 +22,8 @@ from mmmae.bench.contenders import (DTYPES, Contender, Geometry, audiovisual_bat
                                     mmmae_contender, mmmae_variant, videomae_pair)
 from mmmae.bench.machine import (matmul_peak, state_bytes, step_flops, step_peak_bytes, step_tensor_bytes,
                                  synchronize)
+from mmmae.bench.op_time import FAMILIES, op_time
+from mmmae.nn.attention import xformers_available
 from mmmae.zoo.pretrained import build_model
 
 MIB = 2**20
@@ -110,12 +112,15 @@ class StepBench:
     geometry: Geometry
     comparisons: list[Comparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    profiles: dict[str, dict[str, float]] = field(default_factory=dict)  # contender: {op family: s/step}
 
 
 def bench_step(geometry: Geometry, variants: Sequence[str] = VARIANTS, rounds: int = 5, steps: int = 2,
-               device: str = "cpu", dtype: str = "float32", compile_backend: str = "inductor") -> StepBench:
+               device: str = "cpu", dtype: str = "float32", compile_backend: str = "inductor",
+               profile: bool = False) -> StepBench:
     """Run the chosen `variants` (see VARIANTS) at `geometry`; every figure is measured here.
-    compile_backend: torch.compile's backend for the 'compile' variant."""
+    compile_backend: torch.compile's backend for the 'compile' variant. profile: also split
+    the step time of transformers' model and mmmae's by op family (mmmae.bench.op_time)."""
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise ValueError(f"unknown variants {sorted(unknown)}; choose from {VARIANTS}")
@@ -127,6 +132,8 @@ def bench_step(geometry: Geometry, variants: Sequence[str] = VARIANTS, rounds: i
     if "transformers" in variants:
         result.comparisons.append(compare("mmmae / transformers VideoMAEForPreTraining", hf, ours, rounds, steps,
                                           costs=True))
+    if profile:
+        result.profiles = {c.name: op_time(c.step, dev) for c in (hf, ours)}
     del hf
     if "dual_masking" in variants:
         dual = mmmae_variant("dual masking", config, [
@@ -135,10 +142,14 @@ def bench_step(geometry: Geometry, variants: Sequence[str] = VARIANTS, rounds: i
         result.comparisons.append(compare("dual masking (decoder ratio 0.5) / decoder sees all", ours, dual,
                                           rounds, steps))
     if "backend" in variants:
-        for backend in ("math", "xformers") if dev.type == "cuda" else ("math",):
-            other = mmmae_variant(f"attention {backend}", config, [f"Block.backend = '{backend}'"], video, dev,
-                                  kind, state)
-            result.comparisons.append(compare(f"attention sdpa / {backend}", other, ours, rounds, steps))
+        math = mmmae_variant("attention math", config, ["Block.backend = 'math'"], video, dev, kind, state)
+        result.comparisons.append(compare("attention sdpa / math", math, ours, rounds, steps))
+        if dev.type == "cuda" and xformers_available():
+            xformers = mmmae_variant("attention xformers", config, ["Block.backend = 'xformers'"], video, dev, kind,
+                                     state)
+            result.comparisons.append(compare("attention xformers / sdpa", ours, xformers, rounds, steps))
+        elif dev.type == "cuda":
+            result.notes.append("attention xformers: not installed (pip install mmmae[xformers]), not compared")
     if "compile" in variants:
         model = build_model(config)
         model.load_state_dict(state)
@@ -189,13 +200,17 @@ def _memory_line(c: Comparison) -> str:
     b, o = c.baseline, c.contender
     return (f"  memory: {o.tensor_bytes / b.tensor_bytes:.2f}x the baseline's step tensor peak, "
             f"{(o.tensor_bytes + o.state_bytes) / (b.tensor_bytes + b.state_bytes):.2f}x with parameters and "
-            f"optimizer state; process footprint {o.step_bytes / b.step_bytes:.2f}x")
+            f"optimizer state; process footprint {_ratio(o.step_bytes, b.step_bytes)}")
+
+
+def _ratio(value: int, baseline: int) -> str:
+    return f"{value / baseline:.2f}x" if baseline > 0 else "n/a (the baseline's did not rise)"
 
 
 def format_step_bench(result: StepBench) -> str:
     g = result.geometry
     lines = [f"device {result.device}, {result.threads} threads, {result.dtype}; matmul peak measured now "
-             f"{result.peak_flops / 1e9:.1f} GFLOP/s (2048x2048)",
+             f"{result.peak_flops / 1e9:.1f} GFLOP/s (square matmuls, mmmae.bench.machine.matmul_peak)",
              f"VideoMAE {g.size} (depth {g.depth}, decoder {g.decoder_depth}), {g.frames}x{g.image}x{g.image}, "
              f"tube {g.ratio}, batch {g.batch}"]
     for c in result.comparisons:
@@ -204,4 +219,10 @@ def format_step_bench(result: StepBench) -> str:
         if c.baseline.tensor_bytes and c.contender.tensor_bytes:
             lines.append(_memory_line(c))
         lines += [_timing_line(c.baseline, result.peak_flops), _timing_line(c.contender, result.peak_flops)]
+    if result.profiles:
+        clock = "kernel" if result.device.startswith("cuda") else "CPU"
+        lines.append(f"time per step by op family (torch.profiler, self {clock} time; profiling slows the step):")
+        for name, seconds in result.profiles.items():
+            parts = "  ".join(f"{family} {seconds[family] * 1e3:.0f} ms" for family in FAMILIES)
+            lines.append(f"  {name:<14} {parts}  total {sum(seconds.values()) * 1e3:.0f} ms")
     return "\n".join(lines + result.notes)

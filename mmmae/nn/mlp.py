@@ -38,7 +38,9 @@ class GeluLinear(torch.autograd.Function):
 
 class Mlp(nn.Sequential):
     """fc1 -> GELU -> fc2 (state dict keys 0.* and 2.*): (..., D) -> (..., D), hidden width `hidden`.
-    While gradients are recorded, gelu(fc1(x)) is recomputed in backward (GeluLinear)."""
+    While gradients are recorded, gelu(fc1(x)) is recomputed in backward (GeluLinear). The
+    activation is always exact GELU: the nn.GELU at index 1 keeps timm's layout, forward does
+    not call it."""
 
     def __init__(self, dim: int, hidden: int):
         super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))

@@ -53,7 +53,7 @@ def patch_targets(pixels: torch.Tensor, kernel: Sequence[int], normalize: bool |
         patches = (patches - mean).div_((var + 1e-6).sqrt_())
     elif normalize is True:
         std, mean = torch.std_mean(patches, dim=-1, keepdim=True, unbiased=True)
-        patches = (patches - mean).div_(std.add_(1e-6))
+        patches = (patches - mean).div_(std + 1e-6)
     return rearrange(patches, "b n c p -> b n (p c)")
 
 

@@ -1,5 +1,6 @@
 """norm_linear (LayerNorm output recomputed in backward) equals linear(norm(x)) and keeps less."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -57,12 +58,49 @@ def test_norm_linear_does_not_keep_the_normalised_copy():
     assert kept(lambda v: linear(norm(v))) - kept(lambda v: norm_linear(v, norm, linear)) >= 4 * 32 * 16 - 2 * 4 * 32
 
 
-def test_norm_linear_under_bfloat16_autocast():
+def autocast_run(forward, x: torch.Tensor, norm: nn.LayerNorm, linear: nn.Linear):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return run(lambda v: forward(v).float(), x, norm, linear)
+
+
+def test_norm_linear_under_bfloat16_autocast_matches_the_plain_layers():
+    norm, linear = layers()
+    x = torch.randn(2, 3, 16)
+    y_ref, grads_ref = autocast_run(lambda v: linear(norm(v)), x, norm, linear)
+    y, grads = autocast_run(lambda v: norm_linear(v, norm, linear), x, norm, linear)
+    torch.testing.assert_close(y, y_ref, atol=2e-2, rtol=0)
+    for got, want in zip(grads, grads_ref, strict=True):
+        assert got.dtype == want.dtype == torch.float32
+        torch.testing.assert_close(got, want, atol=2e-2, rtol=2e-2)
+
+
+def test_a_bfloat16_input_is_normalised_in_float32_as_autocast_does():
+    """bf16 tokens into float32 LayerNorm weights (as under autocast): the norm runs in float32
+    (the CUDA kernel refuses mixed dtypes) and x's gradient comes back in bfloat16."""
+    norm, linear = layers()
+    x = torch.randn(2, 3, 16).to(torch.bfloat16)
+    y_ref, grads_ref = autocast_run(lambda v: linear(norm(v.float())), x, norm, linear)
+    y, grads = autocast_run(lambda v: norm_linear(v, norm, linear), x, norm, linear)
+    torch.testing.assert_close(y, y_ref, atol=2e-2, rtol=0)
+    assert grads[0].dtype == torch.bfloat16
+    for got, want in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(got.float(), want.float(), atol=2e-2, rtol=2e-2)
+
+
+def test_a_layer_norm_without_affine_parameters_takes_the_plain_path():
+    linear = nn.Linear(16, 24)
+    for norm in (nn.LayerNorm(16, elementwise_affine=False), nn.LayerNorm(16, bias=False)):
+        x = torch.randn(2, 3, 16)
+        y_ref, grads_ref = run(lambda v: linear(norm(v)), x, norm, linear)
+        y, grads = run(lambda v: norm_linear(v, norm, linear), x, norm, linear)
+        torch.testing.assert_close(y, y_ref)
+        for got, want in zip(grads, grads_ref, strict=True):
+            torch.testing.assert_close(got, want)
+
+
+def test_double_backward_is_refused_rather_than_wrong():
     norm, linear = layers()
     x = torch.randn(2, 3, 16, requires_grad=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        y, y_ref = norm_linear(x, norm, linear), linear(norm(x))
-    assert y.dtype == y_ref.dtype == torch.bfloat16 and torch.allclose(y.float(), y_ref.float(), atol=2e-2)
-    y.float().sum().backward()
-    assert x.grad.dtype == torch.float32
-    assert all(p.grad.dtype == torch.float32 for p in [*norm.parameters(), *linear.parameters()])
+    (grad,) = torch.autograd.grad(norm_linear(x, norm, linear).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        grad.sum().backward()

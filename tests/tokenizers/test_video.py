@@ -26,6 +26,12 @@ def test_normalized_target_matches_hand_computation():
     assert torch.allclose(patch_targets(video, (2, 8, 8), normalize=False)[0, 5], pixels.reshape(-1))
 
 
+def test_normalized_targets_are_differentiable_in_the_pixels():
+    video = torch.rand(1, 3, 4, 16, 16, dtype=torch.float64, requires_grad=True)
+    for normalize in (True, "mae"):
+        assert torch.autograd.gradcheck(lambda v: patch_targets(v, (2, 8, 8), normalize=normalize), (video,))
+
+
 def test_tokenizer_target_option():
     video = torch.rand(1, 3, 2, 8, 8)
     raw = TubeletTokenizer(dim=8, tubelet=2, patch=8, norm_target=False)(video).target
