@@ -31,7 +31,8 @@ def build_optimizer(
     model: nn.Module, lr: float, weight_decay: float, betas: Sequence[float], steps: int, warmup_steps: int,
     min_lr_ratio: float,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW (torch's fused kernel: one pass over each parameter, CPU and CUDA) and a schedule that rises linearly for warmup_steps, then follows a cosine to min_lr_ratio * lr."""
+    """AdamW (torch's fused kernel: one pass over each parameter, CPU and CUDA) and a schedule
+    that rises linearly for warmup_steps, then follows a cosine to min_lr_ratio * lr."""
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=tuple(betas), fused=True)
     schedule = get_cosine_with_min_lr_schedule_with_warmup(
         optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps, min_lr_rate=min_lr_ratio

@@ -64,17 +64,15 @@ class Contender:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def step(self) -> None:
-        with self.autocast():
-            loss = self.loss()
-        loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.forward_backward(update=True)
 
-    def forward_backward(self) -> None:
-        """The step without the optimizer (what FLOPs are counted on)."""
+    def forward_backward(self, update: bool = False) -> None:
+        """The step, with the optimizer's update only when `update` (FLOPs are counted without it)."""
         with self.autocast():
             loss = self.loss()
         loss.backward()
+        if update:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
 

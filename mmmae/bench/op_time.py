@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from mmmae.bench.machine import synchronize
+
 FAMILIES = ("matmul", "attention", "convolution", "optimizer", "other")
 MATMULS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear"})
 
@@ -33,8 +35,7 @@ def op_time(step: Callable[[], None], device: torch.device, repeats: int = 3) ->
     for _ in range(repeats):
         with profile(activities=activities) as profiler:
             step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            synchronize(device)
         for event in profiler.key_averages():
             micros = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
             seconds[op_family(event.key)] += micros / 1e6 / repeats
