@@ -79,6 +79,8 @@ class ModalityOutput:
     present: torch.Tensor  # (B,) bool
     mask: torch.Tensor | None = None  # (B, K) bool: encoded tokens that took part (not padding, absent or dropped)
     cls: torch.Tensor | None = None  # (B, D) the encoded class token (Modality.cls_token), else None
+    full: torch.Tensor | None = None  # (B, N, D) every token encoded alone (an objective's full_view_modalities)
+    full_mask: torch.Tensor | None = None  # (B, N) bool: the full view's tokens that took part
 
 
 @dataclass
@@ -94,7 +96,9 @@ class MaskedAutoencoder(nn.Module):
 
     encoder: factory called with the modality names (gin `@Encoder`). decoder: None (each
     Modality's own decoder) or a factory called with the modalities (`@SharedDecoder`,
-    `@JointDecoder`) that decodes all of them.
+    `@JointDecoder`) that decodes all of them. A modality in some objective's
+    `full_view_modalities` is also encoded unmasked and alone, in a second encoder pass
+    (ModalityOutput.full): e.g. `Contrastive.view = 'full'`.
     """
 
     def __init__(self, modalities: Sequence[Modality] = gin.REQUIRED, encoder: Callable = gin.REQUIRED,
@@ -105,6 +109,11 @@ class MaskedAutoencoder(nn.Module):
         self.decoder = decoder(modalities=dict(self.modalities)) if decoder else None
         self.objectives = nn.ModuleList([o for o in objectives if isinstance(o, nn.Module)])
         self.losses = list(objectives)
+        self.full_views = sorted({m for o in self.losses for m in getattr(o, "full_view_modalities", ())})
+        unknown = [m for m in self.full_views if m not in self.modalities]
+        if unknown:
+            raise ValueError(f"MaskedAutoencoder.objectives ask for full views of {unknown}, which are not among "
+                             f"the modalities {list(self.modalities)}")
         self.apply(init_weights)
 
     def forward(self, batch: dict, rng: MaskRNG) -> ModelOutput:
@@ -124,6 +133,9 @@ class MaskedAutoencoder(nn.Module):
         outputs = {m: ModalityOutput(tokens[m], plans[m], encoded[m], predictions.get(m), present[m], taking_part[m],
                                      cls.get(m))
                    for m in tokens}
+        for m in self.full_views:  # each alone: a joint pass would let one modality see the other
+            full, full_mask, _ = self.run_encoder({m: tokens[m].embed}, {m: given[m]}, {m: tokens[m].valid})
+            outputs[m].full, outputs[m].full_mask = full[m], full_mask[m]
         loss, logs = 0.0, {}
         for objective in self.losses:
             value, objective_logs = objective(outputs, batch)

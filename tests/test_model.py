@@ -77,6 +77,34 @@ def test_multimodal_forward_logs_every_objective():
     assert model.modalities["imu"].tokenizer.device_embed["center"].grad is not None
 
 
+def test_full_view_encodes_every_token_of_each_modality_alone():
+    parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES],
+                 ["Contrastive.view = 'masked'", "video_imu/Contrastive.view = 'full'"])
+    torch.manual_seed(0)
+    model = MaskedAutoencoder()
+    data = MovingDigits(split="train", num_samples=8, frames=4, size=16, digit_size=8,
+                        modalities=("video", "audio", "imu", "text"))
+    batch = default_collate([data[i] for i in range(4)])
+    assert model.full_views == ["imu", "video"]
+    out = model(batch, MaskRNG.seeded(0))
+    for m in ("video", "imu"):
+        alone, _ = model.encode(batch, m)  # unmasked, this modality only
+        assert torch.allclose(out.outputs[m].full, alone, atol=1e-6), m
+        assert out.outputs[m].full.shape[1] > out.outputs[m].encoded.shape[1]
+    assert out.outputs["audio"].full is None and out.outputs["text"].full is None
+    out.loss.backward()
+    video_imu = next(o for o in model.objectives if getattr(o, "name", None) == "contrastive_video_imu")
+    assert video_imu.heads["imu"].layers[0].weight.grad is not None
+
+
+def test_a_full_view_of_a_modality_the_model_lacks_is_refused():
+    parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES],
+                 ["video_imu/Contrastive.view = 'full'",
+                  "MaskedAutoencoder.modalities = [@video/Modality(), @audio/Modality(), @text/Modality()]"])
+    with pytest.raises(ValueError, match=r"full views of \['imu'\]"):
+        MaskedAutoencoder()
+
+
 def test_missing_modalities_are_skipped_and_counted():
     model, batch = multimodal_model_and_batch()
     batch["audio_present"] = torch.tensor([True, False, True, False])

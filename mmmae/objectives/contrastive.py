@@ -11,10 +11,12 @@ from torch import nn
 from torch.distributed.nn.functional import all_gather
 
 from mmmae.nn.heads import ProjectionHead
+from mmmae.nn.running_standardize import RunningStandardize
 from mmmae.objectives.presence import usable_samples
 from mmmae.types import mean_tokens
 
 MAX_LOGIT_SCALE = 100.0
+VIEWS = ("masked", "full")
 
 
 def gather_across_processes(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -77,14 +79,26 @@ class Contrastive(TemperatureScaled):
     A sample missing either modality loses its row and its column; `strict` raises instead.
     The loss is the mean over usable local rows; symmetric averages a->b and b->a.
 
+    view: 'masked' pools the encoding of the visible tokens (CAV-MAE, TGM: no extra pass);
+    'full' pools every token of each modality encoded alone, in a second encoder pass
+    (ModalityOutput.full) that costs about one unmasked forward and backward per modality. Use
+    it when a masked view often hides what the two modalities share (a small object in a
+    large frame under tube masking).
+    standardize: pooled features pass through a RunningStandardize per modality before the
+    head, so a component common to every sample (mean-pooled ViT features have one) does not
+    swamp the cosine; its statistics follow the usable rows of each training batch.
+
     CAV-MAE: projection=None, temperature=0.05, learnable_temperature=False, symmetric=False,
     weight=0.01. The learnable temperature is CLIP's: a log logit scale, clamped at 100.
     """
 
     def __init__(self, modalities: Sequence[str] = gin.REQUIRED, in_dim: int = gin.REQUIRED, proj_dim: int = 128,
                  projection: str | None = "linear", temperature: float = 0.07, learnable_temperature: bool = True,
-                 symmetric: bool = True, weight: float = 1.0, strict: bool = False):
+                 symmetric: bool = True, weight: float = 1.0, strict: bool = False, view: str = "masked",
+                 standardize: bool = False):
         modalities = tuple(modalities)
+        if view not in VIEWS:
+            raise ValueError(f"Contrastive.view must be one of {VIEWS}, got {view!r}")
         if len(modalities) != 2 or modalities[0] == modalities[1]:
             raise ValueError(f"Contrastive.modalities must be two different modalities, got {modalities}")
         if not temperature > 0:
@@ -95,19 +109,36 @@ class Contrastive(TemperatureScaled):
         self.symmetric = symmetric
         self.weight = weight
         self.strict = strict
+        self.view = view
+        self.full_view_modalities = modalities if view == "full" else ()
         self.heads = nn.ModuleDict({
             m: ProjectionHead(in_dim, proj_dim, kind=projection) if projection else nn.Identity() for m in modalities
         })
+        self.standardizers = nn.ModuleDict({m: RunningStandardize(in_dim) for m in modalities}) if standardize else None
 
-    def embed(self, modality: str, encoded: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(self, modality: str, encoded: torch.Tensor, mask: torch.Tensor | None = None,
+              rows: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder output (B, K, D), mean-pooled over the tokens where mask (B, K) is True (all if
-        None) -> L2-normalised embedding (B, proj_dim), or (B, D) without a head."""
-        return F.normalize(self.heads[modality](mean_tokens(encoded, mask)).float(), dim=-1)
+        None), standardised (`standardize`; in training the statistics take in the `rows` (B,)
+        bool, all if None) -> L2-normalised embedding (B, proj_dim), or (B, D) without a head."""
+        pooled = mean_tokens(encoded, mask)
+        if self.standardizers is not None:
+            pooled = self.standardizers[modality](pooled, rows)
+        return F.normalize(self.heads[modality](pooled).float(), dim=-1)
+
+    def view_of(self, output) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The (encoded (B, K, D), mask (B, K)) this objective pools from one ModalityOutput."""
+        if self.view == "masked":
+            return output.encoded, output.mask
+        if output.full is None:
+            raise ValueError(f"{self.name}: view 'full' needs the model's full-view pass (ModalityOutput.full); "
+                             "build the model with this objective in MaskedAutoencoder.objectives")
+        return output.full, output.full_mask
 
     def forward(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         a, b = self.modalities
         usable, skipped = usable_samples(self.name, self.modalities, outputs, batch, self.strict)  # (B,)
-        za, zb = (self.embed(m, outputs[m].encoded, outputs[m].mask) for m in (a, b))  # (B, E) float32
+        za, zb = (self.embed(m, *self.view_of(outputs[m]), rows=usable) for m in (a, b))  # (B, E) float32
         # Every process gathers, whatever its own batch holds: the collectives must match.
         zb_all, offset = gather_across_processes(zb)
         usable_all, _ = gather_across_processes(usable.long())

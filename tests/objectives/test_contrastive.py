@@ -152,6 +152,7 @@ def test_embed_is_normalised_and_applies_the_head(projection, dim):
     (dict(temperature=0.005), "clamped"),
     (dict(temperature=0.005, learnable_temperature=False), "at least 0.01"),
     (dict(projection="deep"), "kind"),
+    (dict(view="unmasked"), "view"),
 ])
 def test_bad_arguments_fail_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -207,3 +208,44 @@ def test_two_processes_agree_with_one_full_batch(tmp_path):
     detached = torch.cat([ranks[0]["detached.input.video"], ranks[1]["detached.input.video"]]) / 2
     assert torch.allclose(ranks[0]["detached.loss"], ranks[0]["loss"])
     assert (detached - full["input.video"]).abs().max() > 1e-3
+
+
+def test_full_view_pools_the_full_encoding_and_masked_view_the_visible_one():
+    masked, full = encodings(seed=1), encodings(tokens=6, seed=2)
+    out = outputs(masked)
+    for m in out:
+        out[m].full, out[m].full_mask = full[m], None
+    args = dict(modalities=("video", "imu"), in_dim=5, projection=None, learnable_temperature=False, symmetric=False)
+    loss_full, _ = Contrastive(**args, view="full")(out, {})
+    loss_masked, _ = Contrastive(**args)(out, {})
+    assert loss_full == pytest.approx(hand_infonce(hand_pooled(full["video"]), hand_pooled(full["imu"]), 1 / 0.07)[0],
+                                      rel=1e-5)
+    assert loss_masked == pytest.approx(
+        hand_infonce(hand_pooled(masked["video"]), hand_pooled(masked["imu"]), 1 / 0.07)[0], rel=1e-5)
+    assert Contrastive(**args, view="full").full_view_modalities == ("video", "imu")
+    assert Contrastive(**args).full_view_modalities == ()
+
+
+def test_full_view_without_the_models_pass_names_the_objective():
+    out = outputs(encodings())
+    for m in out:
+        out[m].full = None
+    with pytest.raises(ValueError, match="contrastive_video_imu: view 'full'"):
+        Contrastive(modalities=("video", "imu"), in_dim=5, view="full")(out, {})
+
+
+def test_standardize_removes_a_common_component_and_skips_absent_rows():
+    encoded = encodings(batch=6, seed=3)
+    shifted = {m: x + 50.0 for m, x in encoded.items()}  # a component every sample shares
+    present = {"imu": torch.tensor([True, True, True, True, True, False])}
+    args = dict(modalities=("video", "imu"), in_dim=5, projection=None, learnable_temperature=False)
+    plain, _ = Contrastive(**args)(outputs(shifted, present), {})
+    objective = Contrastive(**args, standardize=True)
+    loss, _ = objective(outputs(shifted, present), {})
+    reference = Contrastive(**args, standardize=True)
+    usable = {m: x[:5] for m, x in encoded.items()}  # the same rows, unshifted, absent row left out
+    expected, _ = reference(outputs(usable), {})
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    assert plain.item() == pytest.approx(math.log(5), abs=1e-2)  # the shift swamps the cosine
+    assert torch.allclose(objective.standardizers["imu"].mean, encoded["imu"][:5].mean(dim=1).mean(dim=0) + 50.0,
+                          atol=1e-4)

@@ -1,0 +1,72 @@
+"""RunningStandardize: bias-corrected running moments, shared by training and evaluation."""
+
+import pytest
+import torch
+
+from mmmae.nn.running_standardize import RunningStandardize
+
+
+def test_first_batch_is_standardised_by_its_own_moments():
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor([4.0, 0.5, 1.0]) + 7.0
+    y = RunningStandardize(3)(x)
+    assert torch.allclose(y.mean(dim=0), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(y.std(dim=0, unbiased=False), torch.ones(3), atol=1e-4)
+
+
+def test_moments_are_the_corrected_exponential_average():
+    layer = RunningStandardize(2, momentum=0.5)
+    a, b = torch.full((4, 2), 1.0), torch.full((4, 2), 3.0)
+    layer(a), layer(b)
+    # weights 0.5 * 0.5 on a and 0.5 on b, divided by 1 - 0.5^2: mean (0.25 + 1.5) / 0.75 = 7/3
+    assert torch.allclose(layer.mean, torch.full((2,), 7 / 3))
+    assert torch.allclose(layer.var, torch.full((2,), (0.25 * 1 + 0.5 * 9) / 0.75 - 49 / 9))
+    assert layer.weight.item() == pytest.approx(0.75)
+
+
+def test_only_selected_rows_update_and_no_rows_change_nothing():
+    layer = RunningStandardize(1)
+    x = torch.tensor([[2.0], [100.0]])
+    layer(x, torch.tensor([True, False]))
+    assert torch.allclose(layer.mean, torch.tensor([2.0])) and torch.allclose(layer.var, torch.tensor([0.0]))
+    before = [b.clone() for b in layer.buffers()]
+    layer(x, torch.tensor([False, False]))
+    assert all(torch.equal(b, c) for b, c in zip(before, layer.buffers()))
+
+
+def test_evaluation_is_per_sample_and_frozen():
+    layer = RunningStandardize(3)
+    layer(torch.randn(32, 3) * 3 + 1)
+    layer.eval()
+    x = torch.randn(5, 3)
+    together = layer(x)
+    alone = torch.cat([layer(row[None]) for row in x])
+    assert torch.allclose(together, alone)
+    assert torch.equal(layer(x), together)  # no update in evaluation
+
+
+def test_fresh_layer_in_evaluation_is_nearly_the_identity_and_state_is_saved():
+    layer = RunningStandardize(4).eval()
+    x = torch.randn(3, 4)
+    assert torch.allclose(layer(x), x, rtol=1e-5)
+    assert set(layer.state_dict()) == {"mean", "var", "weight"}
+
+
+def test_large_common_component_keeps_float32_precision():
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.3 + 1000.0
+    layer = RunningStandardize(3)
+    for chunk in x.split(16):
+        layer(chunk.float())
+    # the same moments as one bias-corrected pass in float64 over the four chunks
+    assert torch.allclose(layer.mean.double(), x.mean(dim=0), atol=0.05)
+    assert torch.allclose(layer.var.double(), x.var(dim=0, unbiased=False), rtol=0.2)
+
+
+def test_gradient_flows_to_the_input_only():
+    x = torch.randn(8, 2, requires_grad=True)
+    RunningStandardize(2)(x).sum().backward()
+    assert x.grad is not None
+
+
+def test_bad_momentum_is_refused():
+    with pytest.raises(ValueError, match="momentum"):
+        RunningStandardize(2, momentum=1.0)
