@@ -134,7 +134,8 @@ class MaskedAutoencoder(nn.Module):
                                      cls.get(m))
                    for m in tokens}
         for m in self.full_views:  # each alone: a joint pass would let one modality see the other
-            full, full_mask, _ = self.run_encoder({m: tokens[m].embed}, {m: given[m]}, {m: tokens[m].valid})
+            full, full_mask, _ = self.run_encoder({m: tokens[m].embed}, {m: given[m]}, {m: tokens[m].valid},
+                                                  drop_tokens=False)
             outputs[m].full, outputs[m].full_mask = full[m], full_mask[m]
         loss, logs = 0.0, {}
         for objective in self.losses:
@@ -148,7 +149,7 @@ class MaskedAutoencoder(nn.Module):
         return ModelOutput(loss, logs, outputs)
 
     def run_encoder(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
-                    valid: dict[str, torch.Tensor | None]
+                    valid: dict[str, torch.Tensor | None], drop_tokens: bool = True
                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The encoder (see Encoder.forward) with each modality's class token put first and taken
         out again: (encoded {m: (B, K, D)}, taking part {m: (B, K)}, class outputs {m: (B, D)})."""
@@ -156,7 +157,7 @@ class MaskedAutoencoder(nn.Module):
         parts, valid = dict(parts), dict(valid)
         for m in parts:
             parts[m], valid[m] = self.modalities[m].with_cls(parts[m], valid.get(m))
-        encoded, taking_part = self.encoder(parts, present, valid)
+        encoded, taking_part = self.encoder(parts, present, valid, drop_tokens=drop_tokens)
         cls = {m: encoded[m][:, 0] for m in encoded if with_cls[m]}
         encoded = {m: x[:, 1:] if with_cls[m] else x for m, x in encoded.items()}
         taking_part = {m: x[:, 1:] if with_cls[m] else x for m, x in taking_part.items()}

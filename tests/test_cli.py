@@ -90,12 +90,13 @@ def test_export_then_zoo_list_download_verify(tmp_path):
     assert listed.returncode == 0 and "micro: a micro model (recipe micro.gin; not downloaded)" in listed.stdout
     assert "probe: 0.5" in listed.stdout
     downloaded = zoo("download", "micro")
-    assert downloaded.returncode == 0 and downloaded.stdout.strip() == str(tmp_path / "cache" / "zoo" / "micro")
+    folder = Path(downloaded.stdout.strip())
+    assert downloaded.returncode == 0 and folder.parent == tmp_path / "cache" / "zoo" / "micro"
     verified = zoo("verify")
     assert verified.returncode == 0 and "micro: " in verified.stdout and "4 files match" in verified.stdout
-    (tmp_path / "cache" / "zoo" / "micro" / "model.safetensors").write_bytes(b"truncated")
+    (folder / "model.safetensors").write_bytes(b"truncated")
     tampered = zoo("verify", "micro")
-    truncated = tmp_path / "cache" / "zoo" / "micro" / "model.safetensors"
+    truncated = folder / "model.safetensors"
     assert tampered.returncode == 1
     assert f"{truncated} sha256 {sha256(truncated)} != registered {files['model.safetensors']}" in tampered.stdout
     unknown = zoo("download", "absent")
@@ -136,7 +137,8 @@ def test_eval_a_zoo_model_by_name_then_extract_its_features(tmp_path):
                                capture_output=True, text=True, timeout=300, env=env)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "linear probe video, pretrained: test accuracy" in evaluated.stdout
-    assert (tmp_path / "cache" / "zoo" / "tiny-video-movingdigits" / "model.safetensors").is_file()
+    assert [p.name for p in (tmp_path / "cache" / "zoo" / "tiny-video-movingdigits").glob("*/model.safetensors")] \
+        == ["model.safetensors"]
 
     output = tmp_path / "features"
     extracted = subprocess.run(

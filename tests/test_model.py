@@ -97,12 +97,36 @@ def test_full_view_encodes_every_token_of_each_modality_alone():
     assert video_imu.heads["imu"].layers[0].weight.grad is not None
 
 
+def test_full_view_keeps_every_token_when_the_encoder_sparsifies():
+    parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES],
+                 ["Encoder.sparsify = @TokenSparsification()", "TokenSparsification.after_layer = 1"])
+    torch.manual_seed(0)
+    model = MaskedAutoencoder().train()
+    data = MovingDigits(split="train", num_samples=8, frames=4, size=16, digit_size=8,
+                        modalities=("video", "audio", "imu", "text"))
+    out = model(default_collate([data[i] for i in range(4)]), MaskRNG.seeded(0))
+    video = out.outputs["video"]
+    assert video.full_mask.all() and video.full.shape[1] == video.tokens.embed.shape[1]
+    assert not video.mask.all()  # the masked pass did drop tokens
+
+
 def test_a_full_view_of_a_modality_the_model_lacks_is_refused():
     parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES],
                  ["video_imu/Contrastive.view = 'full'",
                   "MaskedAutoencoder.modalities = [@video/Modality(), @audio/Modality(), @text/Modality()]"])
     with pytest.raises(ValueError, match=r"full views of \['imu'\]"):
         MaskedAutoencoder()
+
+
+def test_a_multimodal_step_with_an_absent_modality_runs_under_bf16_autocast():
+    """The packed path then meets bf16 and float32 tokens (PackedLayout.pack promotes them)."""
+    model, batch = multimodal_model_and_batch()
+    batch["audio_present"] = torch.tensor([True, False, True, True])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch, MaskRNG.seeded(0))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(p.grad is not None for p in model.modalities["audio"].tokenizer.parameters() if p.requires_grad)
 
 
 def test_missing_modalities_are_skipped_and_counted():

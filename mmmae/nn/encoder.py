@@ -73,7 +73,7 @@ class Encoder(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
 
     def forward(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
-                valid: dict[str, torch.Tensor | None] | None = None
+                valid: dict[str, torch.Tensor | None] | None = None, drop_tokens: bool = True
                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """parts {m: (B, K_m, D)}, present {m: (B,) bool, or None when every sample has m},
         valid {m: (B, K_m) bool, or None when nothing is padded} -> ({m: (B, K_m, D)},
@@ -81,16 +81,18 @@ class Encoder(nn.Module):
         padding, tokens dropped by `sparsify`), and where they took part.
 
         When every present and valid is None, every token takes part: the blocks run on the
-        dense (B, K_m, D) tensors, with no packing and no look at the masks' values."""
+        dense (B, K_m, D) tensors, with no packing and no look at the masks' values.
+        drop_tokens=False keeps `sparsify` from dropping any (a full view of every token)."""
         parts = dict(parts)
         for m, blocks in self.specific.items():
             if m in parts:
                 for block in blocks:
                     parts[m] = self.apply_block(block, parts[m])
         everyone = all(present[m] is None and (valid is None or valid.get(m) is None) for m in parts)
-        if everyone and not (self.training and self.sparsify is not None):
+        sparsify = self.sparsify if self.training and drop_tokens else None
+        if everyone and sparsify is None:
             return self.dense(parts)
-        return self.packed(parts, present, valid)
+        return self.packed(parts, present, valid, sparsify)
 
     def apply_block(self, block: Block, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
         """block(x, packing), checkpointed while training with `checkpointing`."""
@@ -110,18 +112,18 @@ class Encoder(nn.Module):
         return {m: self.norm(x) for m, x in parts.items()}, masks
 
     def packed(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
-               valid: dict[str, torch.Tensor | None] | None
+               valid: dict[str, torch.Tensor | None] | None, sparsify: TokenSparsification | None = None
                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Tokens of every modality and sample back to back (mmmae.nn.packing), those that take
-        no part left out."""
+        no part left out; `sparsify` (None: none) drops more after its layer."""
         shapes = {m: p.shape[:2] for m, p in parts.items()}
         masks = token_masks(parts, present, valid)
         layout = PackedLayout(masks, next(iter(parts.values())).device)
         x = layout.pack(parts)
         for i, block in enumerate(self.blocks):
-            if self.training and self.sparsify is not None and i == self.sparsify.after_layer:
+            if sparsify is not None and i == sparsify.after_layer:
                 parts = layout.unpack(x, shapes)
-                masks = self.sparsify.select(block, parts, {m: mask.to(x.device) for m, mask in masks.items()},
+                masks = sparsify.select(block, parts, {m: mask.to(x.device) for m, mask in masks.items()},
                                              joint=i >= self.joint_from)
                 layout = PackedLayout(masks, x.device)
                 x = layout.pack(parts)

@@ -6,6 +6,7 @@ same layout are built: ``separate`` (one sequence per sample and modality) and `
 sequence per sample, all its modalities together).
 """
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -56,9 +57,10 @@ class PackedLayout:
     def pack(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """{m: (B, L_m, D)} -> (T, D) in sample-major order, masked-out tokens dropped."""
         first = parts[self.names[0]]
-        out = first.new_zeros(self.separate.total, first.shape[-1])
+        dtype = functools.reduce(torch.promote_types, [parts[m].dtype for m in self.names])  # autocast mixes them
+        out = first.new_zeros(self.separate.total, first.shape[-1], dtype=dtype)
         for m in self.names:
-            out = out.index_put((self.index[m],), parts[m][self.where[m]])
+            out = out.index_put((self.index[m],), parts[m][self.where[m]].to(dtype))
         return out
 
     def unpack(self, x: torch.Tensor, shapes: dict[str, tuple[int, int]]) -> dict[str, torch.Tensor]:

@@ -7,8 +7,9 @@ The registry is `model_zoo/registry.json` (override with MMMAE_ZOO_REGISTRY); ea
      "recipe": "recipes/....gin", "metrics": {...}}
 
 `fetch` copies or downloads an entry's files into the cache (MMMAE_CACHE, default
-~/.cache/mmmae/zoo/<name>) and checks every file's sha256 before the model is used, then again on
-every later use; a mismatch or an unreadable file is refused with the path and both hashes.
+~/.cache/mmmae/zoo/<name>/<revision>, one folder per registered set of files) and checks every
+file's sha256 before the model is used, then again on every later use; a mismatch or an
+unreadable file is refused with the path and both hashes.
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ class Registry:
         return self.models[name]
 
     def cached(self, name: str) -> Path:
-        return cache_root() / name
+        """The cache folder of `name`'s registered files: cache_root/<name>/<revision>, the revision a
+        hash of the registered sha256s, so re-registered weights never meet a stale copy."""
+        files = sorted(self.entry(name).files.items())
+        revision = hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
+        return cache_root() / name / revision
 
     def _copy_file(self, entry: ZooEntry, filename: str, target: Path) -> None:
         """Copy (local folder), download (https) or fetch from the Hub (hf://) one file of `entry`."""
@@ -110,14 +115,15 @@ class Registry:
         """The cached, verified folder of `name`, downloading it first if absent."""
         entry, target = self.entry(name), self.cached(name)
         if not target.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=target.parent))
+            cache_root().mkdir(parents=True, exist_ok=True)
+            partial = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=cache_root()))
             try:
                 for filename in entry.files:
                     self._copy_file(entry, filename, partial / filename)
                 if bad := self.check(name, partial):
                     self._refuse(name, partial, bad)
                 partial.chmod(0o755)
+                target.parent.mkdir(exist_ok=True)
                 os.replace(partial, target)
             finally:
                 shutil.rmtree(partial, ignore_errors=True)

@@ -43,3 +43,14 @@ def test_padding_takes_no_room_and_unpacks_to_zeros():
     assert torch.equal(x, torch.cat([parts["text"][0, :2], parts["text"][1, :3]]))
     back = layout.unpack(x, {"text": (2, 4)})["text"]
     assert torch.equal(back[valid["text"]], parts["text"][valid["text"]]) and not back[~valid["text"]].any()
+
+
+def test_pack_promotes_modalities_of_different_dtypes():
+    """Under autocast one tokenizer's output can be bf16 and another's float32."""
+    parts = {"video": torch.randn(2, 3, 4).bfloat16(), "text": torch.randn(2, 2, 4)}
+    masks = {m: torch.ones(x.shape[:2], dtype=torch.bool) for m, x in parts.items()}
+    layout = PackedLayout(masks, torch.device("cpu"))
+    packed = layout.pack(parts)
+    assert packed.dtype == torch.float32
+    back = layout.unpack(packed, {m: x.shape[:2] for m, x in parts.items()})
+    assert torch.equal(back["video"], parts["video"].float()) and torch.equal(back["text"], parts["text"])

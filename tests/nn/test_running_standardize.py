@@ -14,23 +14,39 @@ def test_first_batch_is_standardised_by_its_own_moments():
 
 
 def test_moments_are_the_corrected_exponential_average():
-    layer = RunningStandardize(2, momentum=0.5)
-    a, b = torch.full((4, 2), 1.0), torch.full((4, 2), 3.0)
+    layer = RunningStandardize(1, momentum=0.5)
+    a, b = torch.tensor([[0.0], [2.0]]), torch.tensor([[2.0], [6.0]])  # means 1 and 4, variances 1 and 4
     layer(a), layer(b)
-    # weights 0.5 * 0.5 on a and 0.5 on b, divided by 1 - 0.5^2: mean (0.25 + 1.5) / 0.75 = 7/3
-    assert torch.allclose(layer.mean, torch.full((2,), 7 / 3))
-    assert torch.allclose(layer.var, torch.full((2,), (0.25 * 1 + 0.5 * 9) / 0.75 - 49 / 9))
+    # weights 0.5 * 0.5 on a and 0.5 on b, over 1 - 0.5^2: the mixture of the two batches, 1/3 and 2/3
+    mean = (1 * 1 + 4 * 2) / 3
+    var = (1 * (1 + 1**2) + 2 * (4 + 4**2)) / 3 - mean**2
+    assert layer.mean.item() == pytest.approx(mean)
+    assert layer.var.item() == pytest.approx(var)
     assert layer.weight.item() == pytest.approx(0.75)
 
 
 def test_only_selected_rows_update_and_no_rows_change_nothing():
     layer = RunningStandardize(1)
-    x = torch.tensor([[2.0], [100.0]])
+    x = torch.tensor([[2.0], [float("nan")]])  # a non-finite row that is not selected stays out
     layer(x, torch.tensor([True, False]))
     assert torch.allclose(layer.mean, torch.tensor([2.0])) and torch.allclose(layer.var, torch.tensor([0.0]))
     before = [b.clone() for b in layer.buffers()]
     layer(x, torch.tensor([False, False]))
     assert all(torch.equal(b, c) for b, c in zip(before, layer.buffers()))
+
+
+def test_statistics_stay_float32_under_autocast():
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(2)) * 0.15 + 2.4
+    exact = RunningStandardize(8)
+    exact(x)
+    mixed = RunningStandardize(8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed(x.bfloat16().float())  # the values bf16 can hold, fed as autocast would run them
+    reference = RunningStandardize(8)
+    reference(x.bfloat16().float())
+    assert mixed.mean.dtype == torch.float32
+    assert torch.allclose(mixed.mean, reference.mean, atol=1e-6) and torch.allclose(mixed.var, reference.var, rtol=1e-5)
+    assert torch.allclose(mixed.mean, exact.mean, atol=0.01)
 
 
 def test_evaluation_is_per_sample_and_frozen():
@@ -56,15 +72,17 @@ def test_large_common_component_keeps_float32_precision():
     layer = RunningStandardize(3)
     for chunk in x.split(16):
         layer(chunk.float())
-    # the same moments as one bias-corrected pass in float64 over the four chunks
+    # the variance of each chunk about its mean is about 0.09; the naive E[x^2] - E[x]^2 in float32 gives 0
     assert torch.allclose(layer.mean.double(), x.mean(dim=0), atol=0.05)
     assert torch.allclose(layer.var.double(), x.var(dim=0, unbiased=False), rtol=0.2)
 
 
-def test_gradient_flows_to_the_input_only():
+def test_gradient_flows_to_the_input_and_the_statistics_take_none():
     x = torch.randn(8, 2, requires_grad=True)
-    RunningStandardize(2)(x).sum().backward()
+    layer = RunningStandardize(2)
+    layer(x).sum().backward()
     assert x.grad is not None
+    assert not any(b.requires_grad for b in layer.buffers())
 
 
 def test_bad_momentum_is_refused():

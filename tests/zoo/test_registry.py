@@ -28,7 +28,7 @@ def zoo(tmp_path, monkeypatch) -> Path:
 def test_fetch_copies_verifies_and_loads_by_name(zoo, tmp_path):
     registry = Registry.load()
     folder = registry.fetch("micro")
-    assert folder == tmp_path / "cache" / "zoo" / "micro"
+    assert folder.parent == tmp_path / "cache" / "zoo" / "micro"
     assert registry.check("micro", folder) == []
     model = from_pretrained("micro")
     reference = from_pretrained(zoo / "micro")
@@ -52,6 +52,20 @@ def test_a_cached_file_tampered_after_download_is_refused_on_use(zoo, tmp_path):
     (folder / "config.gin").write_text("ENC_DIM = 64\n")
     with pytest.raises(ValueError, match="config.gin: sha256 .* expects"):
         from_pretrained("micro")
+
+
+def test_re_registered_weights_get_a_fresh_cache_folder(zoo, tmp_path):
+    old = Registry.load().fetch("micro")
+    config = zoo / "micro" / "config.gin"
+    config.write_text(config.read_text() + "# retrained\n")
+    registry_file = zoo / "registry.json"
+    entries = json.loads(registry_file.read_text())
+    entries["micro"]["files"]["config.gin"] = sha256(config)
+    registry_file.write_text(json.dumps(entries))
+    new = Registry.load().fetch("micro")
+    assert new != old and new.parent == old.parent
+    assert (new / "config.gin").read_text().endswith("# retrained\n")
+    assert Registry.load().check("micro", new) == []
 
 
 def test_a_missing_file_is_named(zoo):
@@ -91,7 +105,7 @@ def test_an_https_source_is_downloaded_and_verified(zoo, tmp_path):
         folder = Registry.load().fetch("micro")
     finally:
         server.shutdown()
-    assert folder == tmp_path / "cache" / "zoo" / "micro" and Registry.load().check("micro", folder) == []
+    assert folder.parent == tmp_path / "cache" / "zoo" / "micro" and Registry.load().check("micro", folder) == []
 
 
 def test_an_hf_source_is_read_through_the_hub_cache_offline(zoo, tmp_path, monkeypatch):
