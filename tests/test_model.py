@@ -57,8 +57,8 @@ def test_features_pool_all_tokens():
 MICRO_OVERRIDES = str(Path(__file__).parent / "fixtures" / "micro_overrides.gin")
 
 
-def multimodal_model_and_batch(**dataset_args):
-    parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES])
+def multimodal_model_and_batch(gin_params: tuple[str, ...] = (), **dataset_args):
+    parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES], gin_params)
     torch.manual_seed(0)
     model = MaskedAutoencoder()
     data = MovingDigits(split="train", num_samples=8, frames=4, size=16, digit_size=8,
@@ -78,13 +78,7 @@ def test_multimodal_forward_logs_every_objective():
 
 
 def test_full_view_encodes_every_token_of_each_modality_alone():
-    parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES],
-                 ["Contrastive.view = 'masked'", "video_imu/Contrastive.view = 'full'"])
-    torch.manual_seed(0)
-    model = MaskedAutoencoder()
-    data = MovingDigits(split="train", num_samples=8, frames=4, size=16, digit_size=8,
-                        modalities=("video", "audio", "imu", "text"))
-    batch = default_collate([data[i] for i in range(4)])
+    model, batch = multimodal_model_and_batch(("Contrastive.view = 'masked'", "video_imu/Contrastive.view = 'full'"))
     assert model.full_views == ["imu", "video"]
     out = model(batch, MaskRNG.seeded(0))
     for m in ("video", "imu"):
@@ -98,13 +92,9 @@ def test_full_view_encodes_every_token_of_each_modality_alone():
 
 
 def test_full_view_keeps_every_token_when_the_encoder_sparsifies():
-    parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES],
-                 ["Encoder.sparsify = @TokenSparsification()", "TokenSparsification.after_layer = 1"])
-    torch.manual_seed(0)
-    model = MaskedAutoencoder().train()
-    data = MovingDigits(split="train", num_samples=8, frames=4, size=16, digit_size=8,
-                        modalities=("video", "audio", "imu", "text"))
-    out = model(default_collate([data[i] for i in range(4)]), MaskRNG.seeded(0))
+    model, batch = multimodal_model_and_batch(("Encoder.sparsify = @TokenSparsification()",
+                                               "TokenSparsification.after_layer = 1"))
+    out = model.train()(batch, MaskRNG.seeded(0))
     video = out.outputs["video"]
     assert video.full_mask.all() and video.full.shape[1] == video.tokens.embed.shape[1]
     assert not video.mask.all()  # the masked pass did drop tokens

@@ -110,11 +110,15 @@ class Contrastive(TemperatureScaled):
         self.weight = weight
         self.strict = strict
         self.view = view
-        self.full_view_modalities = modalities if view == "full" else ()
         self.heads = nn.ModuleDict({
             m: ProjectionHead(in_dim, proj_dim, kind=projection) if projection else nn.Identity() for m in modalities
         })
         self.standardizers = nn.ModuleDict({m: RunningStandardize(in_dim) for m in modalities}) if standardize else None
+
+    @property
+    def full_view_modalities(self) -> tuple[str, ...]:
+        """The modalities whose full, unmasked encoding the model must pass (ModalityOutput.full)."""
+        return self.modalities if self.view == "full" else ()
 
     def embed(self, modality: str, encoded: torch.Tensor, mask: torch.Tensor | None = None,
               rows: torch.Tensor | None = None) -> torch.Tensor:
