@@ -1,17 +1,26 @@
 """Checkpoints that are written whole or not at all, and the pointer to the latest one.
 
-A checkpoint is Accelerate's `save_state` folder plus `trainer_state.json`. It is written
+A checkpoint is Accelerate's `save_state` folder (model as safetensors; optimizer, sampler and RNG
+states as tensors and plain containers that Accelerate reads back with `weights_only=True`) plus
+`trainer_state.json` (the step and the learning-rate schedule, as JSON). Nothing mmmae resumes from is
+unpickled into objects: Accelerate's custom-state files (`custom_checkpoint_*.pkl`, which it loads
+with `weights_only=False`, i.e. able to run code) are never written nor read. It is written
 under `<name>.partial` and renamed into place only when complete; `checkpoints/latest`
 names the newest complete one and is replaced atomically. A crash or kill while writing
 leaves the previous checkpoint and pointer untouched.
 """
 
+import errno
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from accelerate.utils import load
+from torch.optim.lr_scheduler import LRScheduler
 
 TRAINER_STATE = "trainer_state.json"
 
@@ -39,8 +48,39 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, keep: int = 2) -> Path:
-    """Save model, optimizer, scheduler and RNG states at `step`; keep the newest `keep`."""
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (full disk, read-only folder); the partial one is removed."""
+
+
+def checkpoint_bytes(model: torch.nn.Module, root: Path) -> int:
+    """The size of one checkpoint: the newest complete one's files, or else the model's parameters
+    three times over (weights and AdamW's two moments)."""
+    complete = sorted(p for p in root.glob("step_*") if p.suffix != ".partial")
+    if complete:
+        return sum(f.stat().st_size for f in complete[-1].rglob("*") if f.is_file())
+    return 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def write_failure(partial: Path, error: Exception, needed: int) -> str:
+    """The reason a checkpoint write failed, in words: no space (and how much is needed), read-only, other."""
+    folder = partial.parent
+    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if getattr(error, "errno", None) == errno.ENOSPC or free < needed or "unexpected pos" in detail:
+        return (f"no space left on {folder} to write checkpoint {partial.stem}: it needs about "
+                f"{needed / 2**20:.0f} MB, {free / 2**20:.0f} MB are free. The partial checkpoint was removed and "
+                "the previous one is intact: free space (or lower pretrain.keep_checkpoints), then resume with --resume")
+    if getattr(error, "errno", None) in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return (f"cannot write checkpoint {partial.stem} into {folder}: {error.strerror.lower()}. The previous "
+                "checkpoint is intact: make the folder writable, then resume with --resume")
+    return f"could not write checkpoint {partial.stem} into {folder}: {detail}. The previous checkpoint is intact"
+
+
+def save_checkpoint(accelerator: Accelerator, model: torch.nn.Module, run_dir: Path, step: int, schedule: LRScheduler,
+                    keep: int = 2) -> Path:
+    """Save model, optimizer, schedule and RNG states at `step`; keep the newest `keep`. The disk
+    holds keep + 1 checkpoints at the peak (the new one is complete before the oldest is removed).
+    A failed write removes its partial folder and raises CheckpointWriteError."""
     root = checkpoints_dir(run_dir)
     final = root / f"step_{step:08d}"
     partial = root / f"{final.name}.partial"
@@ -48,9 +88,14 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, keep: in
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
+    try:
+        accelerator.save_state(str(partial))
+        if accelerator.is_main_process:
+            (partial / TRAINER_STATE).write_text(json.dumps({"step": step, "schedule": schedule.state_dict()}))
+    except (OSError, RuntimeError) as error:  # torch reports a full disk as "unexpected pos", a RuntimeError
+        shutil.rmtree(partial, ignore_errors=True)
+        raise CheckpointWriteError(write_failure(partial, error, checkpoint_bytes(model, root))) from None
     if accelerator.is_main_process:
-        (partial / TRAINER_STATE).write_text(json.dumps({"step": step}))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
         _write_atomic(root / "latest", final.name)
@@ -61,7 +106,25 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, keep: in
     return final
 
 
-def load_checkpoint(accelerator: Accelerator, path: Path) -> int:
-    """Restore every registered state from `path`; returns the step it was saved at."""
-    accelerator.load_state(str(path))
-    return json.loads((Path(path) / TRAINER_STATE).read_text())["step"]
+def load_checkpoint(accelerator: Accelerator, path: Path, schedule: LRScheduler) -> int:
+    """Restore model, optimizer, schedule and RNG states from `path`; returns the step it was saved at."""
+    state = json.loads((Path(path) / TRAINER_STATE).read_text())
+    if "schedule" not in state:
+        raise ValueError(f"{path} was written by an mmmae before 0.2, which kept the learning-rate schedule in a "
+                         "pickle; mmmae no longer unpickles checkpoints (unpickling can run code). Start the run "
+                         "anew, or from its weights (model.safetensors in that folder)")
+    planted = sorted(p.name for p in Path(path).glob("custom_checkpoint_*"))
+    if planted:
+        raise ValueError(f"{path} holds {', '.join(planted)}, which mmmae never writes and will not load (Accelerate "
+                         "unpickles such files with weights_only=False, which can run code). Delete them if the "
+                         "folder is yours, then resume")
+    try:
+        for rng_file in Path(path).glob("random_states_*.pkl"):  # Accelerate skips an unreadable one silently
+            load(rng_file)
+        accelerator.load_state(str(path))
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{path} holds a state file with objects other than tensors and plain containers, which "
+                         f"mmmae refuses to load (unpickling them can run code): {str(error).splitlines()[0]} "
+                         "Resume only from checkpoints you wrote, or start anew from its model.safetensors") from None
+    schedule.load_state_dict(state["schedule"])
+    return state["step"]

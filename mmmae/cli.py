@@ -1,14 +1,17 @@
-"""`mmmae train | eval | export | convert | zoo | viz-mask | validate | shard | bench | demo-media`:
+"""`mmmae train | check | describe | eval | export | convert | zoo | viz-mask | validate | shard | bench | demo-media`:
 gin files and bindings in; runs, weights, figures and reports out."""
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
 from mmmae.bench import STEP_DTYPES, STEP_VARIANTS
+from mmmae.checkpoint import CheckpointWriteError
 from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config
 from mmmae.eval.report import EVALUATION_LINES, extract_lines, flat_metrics
+from mmmae.stop_signals import StopRequested
 
 
 def positive_int(text: str) -> int:
@@ -50,15 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--batch_size", type=int, help="samples encoded at a time (default 64)")
     extract.add_argument("--tokens", action="store_true", help="every token (N, D) per sample, not the mean (D,)")
     extract.add_argument("--overwrite", action="store_true", help="replace features extracted earlier into output_dir")
+    check = commands.add_parser("check", help="parse a recipe, build it and run one training step on one batch; "
+                                "print parameters, tokens, step time and memory; write nothing")
+    _add_gin_flags(check, required=True)
+    describe = commands.add_parser("describe", help="a configurable's parameters, defaults, docstring and the "
+                                                    "package's gin bindings of it (no NAME: list them all)")
+    describe.add_argument("name", nargs="?", help="e.g. TubeMasking, mmmae.TubeMasking, video/TubeMasking, pretrain")
     viz_mask = commands.add_parser("viz-mask", help="draw what a recipe's maskers hide on real samples (PNG per modality)")
     _add_gin_flags(viz_mask, required=True)
     viz_mask.add_argument("--output_dir", required=True, help="folder for <modality>_masks.png")
     viz_mask.add_argument("--samples", type=int, default=4, help="samples drawn (the first of the training data)")
     viz_mask.add_argument("--seed", type=int, default=0, help="mask seed")
-    validate = commands.add_parser("validate", help="check every file of a media dataset before training on it")
-    validate.add_argument("source", help="a manifest (.csv/.jsonl) or a class-per-folder root directory")
-    validate.add_argument("--imu_devices", nargs="*", default=None, help="IMU devices every log must have")
-    validate.add_argument("--max_gap", type=float, default=0.1, help="largest allowed gap in an IMU log, seconds")
+    validate = commands.add_parser("validate", help="read every row of a media dataset as training will, and report "
+                                   "each one that cannot be used (a recipe's datasets with --gin_file)")
+    validate.add_argument("source", nargs="?", help="a manifest (.csv/.jsonl) or a class-per-folder root directory "
+                                                    "(or none, with --gin_file)")
+    _add_gin_flags(validate, required=False)
+    validate.add_argument("--imu_devices", nargs="*", default=None, help="IMU devices every log must have (SOURCE "
+                                                                         "only; a recipe's are MediaDataset.imu_rates)")
+    validate.add_argument("--max_gap", type=float, default=None,
+                          help="largest allowed gap in an IMU log, seconds (default: judged by each device's own "
+                               "sampling period, as training does; SOURCE only, a recipe's is MediaDataset.max_gap)")
     validate.add_argument("--report", help="also write the report as JSON to this file")
     validate.add_argument("--audio_in_video", action="store_true",
                           help="a class folder's clips carry their audio track (check it too)")
@@ -221,6 +236,13 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def resume_command(args: argparse.Namespace) -> str:
+    """The `mmmae train ... --resume` command line that continues the run `args` started."""
+    words = ["mmmae", "train", *[w for f in args.gin_file for w in ("--gin_file", f)],
+             *[w for p in args.gin_param for w in ("--gin_param", p)], "--output_dir", args.output_dir, "--resume"]
+    return shlex.join(words)
+
+
 def run_train(args: argparse.Namespace) -> dict:
     from mmmae.train import pretrain
 
@@ -245,6 +267,19 @@ def run_extract(args: argparse.Namespace) -> None:
     print("\n".join(extract_lines(files)))
 
 
+def run_check(args: argparse.Namespace) -> None:
+    from mmmae.check import check_recipe, format_check
+
+    parse_config(args.gin_file, args.gin_param)
+    print(format_check(check_recipe()))
+
+
+def run_describe(args: argparse.Namespace) -> None:
+    from mmmae.describe import catalogue, describe
+
+    print(describe(args.name) if args.name else catalogue())
+
+
 def run_viz_mask(args: argparse.Namespace) -> None:
     from mmmae.viz_mask import visualize_masks
 
@@ -254,14 +289,21 @@ def run_viz_mask(args: argparse.Namespace) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from mmmae.data.media_check import check_source, format_report
+    """Check SOURCE, or the datasets of the recipe --gin_file/--gin_param configure; 1 if any row is bad."""
+    from mmmae.data.media_check import check_datasets, format_report, recipe_datasets, source_datasets
 
-    report = check_source(args.source, imu_devices=args.imu_devices, max_gap=args.max_gap,
-                          audio_in_video=args.audio_in_video)
-    print(format_report(report))
+    if (args.source is None) == (not args.gin_file):
+        raise ConfigError("give either SOURCE (a folder or manifest) or --gin_file (a recipe), not both or neither")
+    if args.gin_file:
+        parse_config(args.gin_file, args.gin_param)
+        named = recipe_datasets()
+    else:
+        named = source_datasets(args.source, args.audio_in_video, args.imu_devices, args.max_gap)
+    reports = check_datasets(named)
+    print(format_report(reports))
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2))
-    return 1 if report["problems"] else 0
+        Path(args.report).write_text(json.dumps(reports, indent=2))
+    return 1 if any(report.get("problems") for report in reports) else 0
 
 
 def run_shard(args: argparse.Namespace) -> None:
@@ -328,6 +370,10 @@ def main(argv: list[str] | None = None) -> None:
             from mmmae.data.synthetic_media import write_demo_media
 
             return print(write_demo_media(args.output_dir, args.train_clips, args.test_clips))
+        if args.command == "check":
+            return run_check(args)
+        if args.command == "describe":
+            return run_describe(args)
         if args.command == "viz-mask":
             return run_viz_mask(args)
         if args.command in WEIGHT_COMMANDS:
@@ -335,4 +381,9 @@ def main(argv: list[str] | None = None) -> None:
         summary = run_train(args)
     except ConfigError as error:
         sys.exit(f"mmmae {args.command}: {error}")
+    except CheckpointWriteError as error:
+        sys.exit(f"mmmae train: {error}")
+    except StopRequested as stop:
+        print(f"mmmae train: {stop}. To continue: {resume_command(args)}", file=sys.stderr)
+        sys.exit(stop.exit_code)
     print(format_summary(summary))

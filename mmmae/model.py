@@ -10,7 +10,7 @@ from torch import nn
 from mmmae.config import binding_location
 from mmmae.masking.rng import MaskRNG
 from mmmae.nn.blocks import init_weights
-from mmmae.types import MaskPlan, Tokens, gather_tokens, mean_tokens, presence
+from mmmae.types import MaskPlan, Tokens, gather_tokens, presence
 
 
 @gin.configurable(module="mmmae")
@@ -172,5 +172,6 @@ class MaskedAutoencoder(nn.Module):
 
     @torch.no_grad()
     def features(self, batch: dict, modality: str) -> torch.Tensor:
-        """Encoder features of one modality, mean-pooled over its non-padding tokens: (B, D)."""
-        return mean_tokens(*self.encode(batch, modality))
+        """Encoder features of one modality, mean-pooled over its non-padding tokens (and through
+        the encoder's pool_norm when it has one): (B, D)."""
+        return self.encoder.pool(*self.encode(batch, modality))

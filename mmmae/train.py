@@ -2,6 +2,7 @@
 
 import copy
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +24,11 @@ from mmmae.eval.evaluate import evaluations, run_evaluations
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder, ModelOutput
 from mmmae.optim import build_optimizer, scaled_lr
+from mmmae.stop_signals import SignalWatch, StopRequested, ignore_stop_signals
 from mmmae.viz import reconstruction_panels, save_reconstruction_png
+
+logger = logging.getLogger(__name__)
+
 
 class RunDirError(RuntimeError):
     """The output directory cannot be used for this invocation."""
@@ -73,11 +78,26 @@ def log_metrics(accelerator: Accelerator, run_dir: Path, step: int, window: list
 
 def truncate_metrics(run_dir: Path, step: int) -> None:
     """Drop metric lines logged after `step`: after the checkpoint we resume from, or all of a
-    run that stopped before its first checkpoint."""
+    run that stopped before its first checkpoint. A torn last line (power loss, full disk) is
+    dropped with a warning; a torn line elsewhere is an error naming the file and line."""
     path = run_dir / "metrics.jsonl"
-    if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in lines))
+    if not path.is_file():
+        return
+    lines = path.read_text(errors="replace").splitlines()
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise RunDirError(f"{path}, line {number}, is not JSON ({line[:60]!r}): the metrics of this run "
+                                  "were edited or damaged; repair or remove that line, then resume") from None
+            logger.warning("%s: its last line is torn (%d characters, no complete JSON record; the run stopped "
+                           "while writing it): dropped", path, len(line))
+            continue
+        if record["step"] <= step:
+            kept.append(line)
+    path.write_text("".join(line + "\n" for line in kept))
 
 
 def save_figures(model: MaskedAutoencoder, batch: dict, out: ModelOutput, run_dir: Path, step: int) -> None:
@@ -169,21 +189,21 @@ def pretrain(
     # A dataset may bring its own collate (MediaDataset flattens repeated clips); a stream shuffles itself.
     loader = DataLoader(data, batch_size=batch_size, shuffle=not isinstance(data, IterableDataset), drop_last=True,
                         num_workers=num_workers, persistent_workers=num_workers > 0,
-                        collate_fn=getattr(data, "collate", None),
+                        collate_fn=getattr(data, "collate", None), worker_init_fn=ignore_stop_signals,
                         prefetch_factor=prefetch_factor if num_workers > 0 else None)
     net, optimizer, loader = accelerator.prepare(net, optimizer, loader)
-    accelerator.register_for_checkpointing(schedule)
 
     step = 0
     if checkpoint is not None:
-        step = load_checkpoint(accelerator, checkpoint)
+        step = load_checkpoint(accelerator, checkpoint, schedule)
         accelerator.print(f"resumed from {checkpoint} at step {step}")
     if accelerator.is_main_process:
         truncate_metrics(run_dir, step)
     accelerator.init_trackers("tensorboard")
 
-    train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad, log_every,
-               save_every, keep_checkpoints, viz_every, global_batch)
+    with SignalWatch() as stop:
+        train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad, log_every,
+                   save_every, keep_checkpoints, viz_every, global_batch, stop)
     summary = {"run_dir": str(run_dir), "steps": steps, "global_batch": global_batch, "lr": lr}
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(net, keep_torch_compile=False)
@@ -197,9 +217,10 @@ def pretrain(
 
 
 def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad, log_every,
-               save_every, keep_checkpoints, viz_every, global_batch) -> None:
+               save_every, keep_checkpoints, viz_every, global_batch, stop: SignalWatch) -> None:
     """Optimizer steps from `step` to `steps`, checkpointing every save_every and at the end;
-    resumes mid-epoch exactly (seeded data order, skipped batches, per-step mask seeds)."""
+    resumes mid-epoch exactly (seeded data order, skipped batches, per-step mask seeds). After a
+    step during which `stop` saw SIGTERM/SIGINT: a checkpoint, then StopRequested."""
     accum = accelerator.gradient_accumulation_steps
     modalities = list(accelerator.unwrap_model(net).modalities)
     micro = step * accum
@@ -208,6 +229,8 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
     while step < steps:
         epoch, skip = divmod(micro, len(loader))
         loader.set_epoch(epoch)
+        if hasattr(loader.dataset, "set_epoch"):  # per-sample seeds; accelerate skips it over processes
+            loader.dataset.set_epoch(epoch)
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader
         unreadable = torch.zeros((), device=accelerator.device)  # samples a media dataset skipped this epoch
         for batch in batches:
@@ -241,8 +264,11 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
                 window = []
             if step % viz_every == 0 and accelerator.is_main_process:
                 save_figures(accelerator.unwrap_model(net), batch, out, run_dir, step)
-            if step % save_every == 0 or step == steps:
-                save_checkpoint(accelerator, run_dir, step, keep_checkpoints)
+            signum = stop.requested(accelerator) if step < steps else None
+            if step % save_every == 0 or step == steps or signum:
+                checkpoint = save_checkpoint(accelerator, net, run_dir, step, schedule, keep_checkpoints)
+            if signum:
+                raise StopRequested(signum, step, checkpoint)
             if step == steps:
                 break
         report_unreadable(accelerator, epoch, unreadable)

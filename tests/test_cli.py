@@ -159,3 +159,42 @@ def test_bench_step_refuses_zero_steps_naming_the_flag():
     done = subprocess.run([sys.executable, "-m", "mmmae", "bench", "step", "--steps", "0"], capture_output=True,
                           text=True)
     assert done.returncode == 2 and "--steps: must be at least 1, got 0" in done.stderr
+
+
+def test_validate_a_recipe_reports_every_row_training_cannot_use(tmp_path):
+    """The recipe's own datasets, read as training reads them: a 30 fps clip among 8 fps ones, an IMU
+    log with 3 of 6 channels or a 0.4 s gap, a 1-frame video, a PNG named .mp4 and unreadable captions."""
+    from mmmae.data.synthetic_media import write_moving_digits_folder
+    from tests.data.test_media_check import broken_folder
+
+    good = tmp_path / "good"
+    write_moving_digits_folder(good, 4, frames=16, size=16)
+    named = broken_folder(good, tmp_path / "train")
+    result = run("validate", "--gin_file", "recipes/quickstart_media.gin",
+                 "--gin_param", f"MEDIA_TRAIN = '{tmp_path / 'train'}'", "--gin_param", f"MEDIA_TEST = '{good}'")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    for kind, path in named.items():
+        assert any(line.startswith("pretrain.dataset row ") and f" {path}: " in line for line in lines), kind
+    assert "pretrain.dataset: 11 rows, 4 readable, 7 with problems (7 in all)" in lines
+    assert "LinearProbe.train_data: the same rows and shapes as pretrain.dataset (checked there)" in lines
+    assert "LinearProbe.test_data: 4 rows, 4 readable, 0 with problems (0 in all)" in lines
+    assert not any("unexpected error" in line for line in lines)
+
+
+def test_validate_refuses_a_recipe_without_media_in_one_line(tmp_path):
+    result = run("validate", "--gin_file", MICRO_GIN)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "mmmae validate: the recipe reads no media" in result.stderr
+
+
+def test_a_bad_manifest_stops_training_with_one_message_naming_file_and_line(tmp_path):
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text('{"video": "a.mp4", "label": "cat"}\n{"video": "b.mp4", "label": [1, 2]}\n')
+    bindings = [f"MEDIA_TRAIN = '{tmp_path}'", f"MEDIA_TEST = '{tmp_path}'",
+                "train/MediaDataset.source = @train/manifest", f"train/manifest.path = '{manifest}'"]
+    flags = [word for binding in bindings for word in ("--gin_param", binding)]
+    result = run("train", "--gin_file", "recipes/videomae_folder.gin", *flags, "--output_dir", str(tmp_path / "run"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"mmmae train: {manifest}:2: label [1, 2] is not one class")

@@ -1,5 +1,6 @@
 """The Accelerate pretraining loop: files, learning, exact resume, safe checkpoints, refusals."""
 
+import errno
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 from torch._dynamo.utils import counters
 
+import mmmae.checkpoint
 import mmmae.train
 from mmmae.checkpoint import latest_checkpoint
 from mmmae.config import parse_config
@@ -241,8 +243,131 @@ def test_unreadable_media_is_skipped_counted_and_summarised_per_epoch(tmp_path, 
     with caplog.at_level("WARNING"):
         pretrain(output_dir=str(tmp_path / "run"))
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    # One record per step, each the batch's count; 4 steps = 2 epochs, each requesting both bad rows once.
-    assert sum(r["bad_samples"] for r in records) >= 4
+    # One record per step, each the batch's count; 4 steps = 2 epochs, each counting both bad rows once.
+    assert sum(r["bad_samples"] for r in records) == 4
     assert all(path.name in caplog.text for path in broken)
     out = capsys.readouterr().out
-    assert "epoch 0:" in out and "epoch 1:" in out and "unreadable samples skipped" in out
+    assert "epoch 0: 2 unreadable samples skipped" in out and "epoch 1: 2 unreadable samples skipped" in out
+
+
+def test_media_resume_mid_epoch_is_bitwise_equal(tmp_path, monkeypatch):
+    from mmmae.data.synthetic_media import write_moving_digits_folder
+
+    root = tmp_path / "clips"
+    write_moving_digits_folder(root, 8, frames=16, size=16)
+    bindings = [f"MEDIA_TRAIN = '{root}'", f"MEDIA_TEST = '{root}'", "FRAMES = 4", "STRIDE = 2", "FRAME_SIZE = 16",
+                "MediaDataset.modalities = ['video']", "pretrain.steps = 6", "pretrain.save_every = 3",
+                "pretrain.log_every = 1"]
+
+    def media_train(run_dir, resume=False):
+        parse_config(["recipes/videomae_folder.gin", str(MICRO_OVERRIDES)], bindings)
+        pretrain(output_dir=str(run_dir), resume=resume)
+
+    media_train(tmp_path / "whole")
+    original = mmmae.train.log_metrics
+
+    def interrupt_at_step_5(accelerator, run_dir, step, *args):
+        record = original(accelerator, run_dir, step, *args)
+        if step == 5:
+            raise Interrupted
+        return record
+
+    monkeypatch.setattr(mmmae.train, "log_metrics", interrupt_at_step_5)
+    with pytest.raises(Interrupted):
+        media_train(tmp_path / "resumed")
+    assert latest_checkpoint(tmp_path / "resumed").name == "step_00000003"  # 2 steps an epoch: mid-epoch 1
+    monkeypatch.setattr(mmmae.train, "log_metrics", original)
+    media_train(tmp_path / "resumed", resume=True)
+    expected, resumed = weights(tmp_path / "whole"), weights(tmp_path / "resumed")
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+    assert losses(tmp_path / "resumed") == losses(tmp_path / "whole")
+
+
+class Payload:
+    """A pickle that, when loaded with weights_only=False, creates a file: proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_never_unpickles_objects(uninterrupted, tmp_path, monkeypatch):
+    run, marker = tmp_path / "run", tmp_path / "code_ran"
+    train(run, "pretrain.log_every = 1", "pretrain.steps = 3")
+    checkpoint = latest_checkpoint(run)
+    assert not list(checkpoint.glob("custom_checkpoint_*.pkl"))  # the schedule is JSON in trainer_state.json
+    assert "schedule" in json.loads((checkpoint / "trainer_state.json").read_text())
+    planted = checkpoint / "custom_checkpoint_0.pkl"
+    torch.save(Payload(marker), planted)  # planted in a copied run directory
+    with pytest.raises(ValueError, match="custom_checkpoint_0.pkl, which mmmae never writes and will not load"):
+        train(run, "pretrain.log_every = 1", "pretrain.steps = 3", resume=True)
+    assert not marker.exists()
+    planted.unlink()
+    loads = []
+    original_load = torch.load
+
+    def recording_load(*args, **kwargs):
+        loads.append(kwargs.get("weights_only"))
+        return original_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    (run / "model.safetensors").unlink()
+    train(run, "pretrain.log_every = 1", "pretrain.steps = 3", resume=True)
+    assert loads and all(loads), loads
+    assert not marker.exists()
+
+    torch.save(Payload(marker), checkpoint / "random_states_0.pkl")
+    with pytest.raises(ValueError, match="refuses to load .*unpickling them can run code"):
+        train(run, "pretrain.log_every = 1", "pretrain.steps = 3", resume=True)
+    assert not marker.exists()
+
+
+def test_resume_drops_a_torn_last_metrics_line_with_a_warning(uninterrupted, tmp_path, caplog):
+    train(tmp_path, "pretrain.log_every = 1", "pretrain.steps = 3")
+    metrics = tmp_path / "metrics.jsonl"
+    with open(metrics, "a") as f:
+        f.write('{"step": 4, "loss": 1.0')  # the run was cut while writing its next line
+    (tmp_path / "model.safetensors").unlink()
+    train(tmp_path, "pretrain.log_every = 1", "pretrain.steps = 3", resume=True)
+    assert "last line is torn" in caplog.text
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_damaged_metrics_line_before_the_last_is_refused_with_its_line(tmp_path):
+    train(tmp_path, "pretrain.log_every = 1", "pretrain.steps = 3")
+    metrics = tmp_path / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([lines[0], "garbage", *lines[1:]]) + "\n")
+    with pytest.raises(RunDirError, match=r"metrics.jsonl, line 2, is not JSON"):
+        train(tmp_path, "pretrain.log_every = 1", "pretrain.steps = 3", resume=True)
+
+
+def test_a_full_disk_during_a_checkpoint_says_so_and_leaves_no_partial(tmp_path, monkeypatch):
+    original = Accelerator.save_state
+
+    def disk_fills_while_writing_step_6(self, output_dir, **kwargs):
+        if "step_00000006" in str(output_dir):
+            original(self, output_dir, **kwargs)  # some files written, then the disk is full
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 5119296 vs 5119184")
+        return original(self, output_dir, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "save_state", disk_fills_while_writing_step_6)
+    with pytest.raises(mmmae.checkpoint.CheckpointWriteError, match=r"no space left on .*checkpoints to write "
+                       r"checkpoint step_00000006: it needs about \d+ MB") as failure:
+        train(tmp_path, "pretrain.log_every = 1")
+    assert "enforce fail" not in str(failure.value)
+    assert latest_checkpoint(tmp_path).name == "step_00000003"
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_00000003"]
+
+
+def test_a_read_only_checkpoint_folder_is_named(tmp_path, monkeypatch):
+    def read_only(self, output_dir, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system", output_dir)
+
+    monkeypatch.setattr(Accelerator, "save_state", read_only)
+    with pytest.raises(mmmae.checkpoint.CheckpointWriteError, match="cannot write checkpoint step_00000003 into "
+                       ".*checkpoints: read-only file system"):
+        train(tmp_path, "pretrain.log_every = 1")
+    assert not list((tmp_path / "checkpoints").iterdir())

@@ -8,9 +8,9 @@ or mp3 next to the video) starts at its first audio sample: t = 0 there.
 
 from __future__ import annotations
 
-import io
 import math
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 
 import av
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torchaudio
 
-from mmmae.data.media_errors import MediaError
+from mmmae.data.media_errors import MediaError, NoAudioTrack
+from mmmae.data.media_open import open_container
 
 MARGIN = 0.1  # s decoded beyond each end of the span: room for the resampling filter
 MIN_COVERAGE = 0.5  # fraction of the span the audio must cover; the rest is zero-padded
@@ -30,39 +31,64 @@ def read_audio(
     end: float,
     sample_rate: int = 16000,
     stream: str | int = "audio",
+    channels: Sequence[int | str] | None = None,
 ) -> torch.Tensor:
     """The span [start, end) of an audio stream as a mono waveform (S,) float32, S = round((end - start) * sample_rate).
 
-    source: a media file (mp4, mkv, wav, flac, mp3, ...) or its bytes. stream: "audio" for the
-    first audio stream, or an int indexing the file's audio streams. Channels are averaged and the
-    audio resampled with torchaudio; output sample j is at time start + j / sample_rate. Where the
-    audio does not reach (it starts late or ends early) the waveform is zero, allowed only while
-    the audio covers at least half the span. MediaError for a missing, unreadable or truncated
-    file, no audio stream, zero-length audio, or too little coverage.
+    source: a media file (mp4, mkv, webm, wav, flac, mp3, ...) or its bytes. stream: "audio" for the
+    first audio stream, or an int indexing the file's audio streams. channels: None downmixes to
+    mono (see :func:`_mono`); else the channels to average, by position (0, 1, ...) or by
+    FFmpeg's name ("FL", "FR", "FC", "LFE", "BL", "SL", ...). The audio is resampled with
+    torchaudio; output sample j is at time start + j / sample_rate. Where the audio does not reach
+    (it starts late or ends early) the waveform is zero, allowed only while the audio covers at
+    least half the span. NoAudioTrack if the file has no audio stream; MediaError for an empty
+    span, a missing, unreadable or truncated file, a missing channel, zero-length audio, or too
+    little coverage.
     """
     if not end > start:
-        raise ValueError(f"read_audio: empty span [{start}, {end})")
-    opened = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.fspath(source)
-    try:
-        with av.open(opened, "r") as container:
-            audio = _audio_stream(container, source, stream)
-            samples, native_rate, first = _decode_span(container, audio, start, end)
-            if not len(samples) and _is_empty(container, audio):
-                raise MediaError(source, "zero-length audio: the audio stream holds no samples")
-    except av.FFmpegError as error:  # also a missing file: av's FileNotFoundError subclasses it
-        raise MediaError(source, f"cannot decode audio: {error}") from error
+        raise MediaError(source, f"empty span [{start:g}, {end:g}) s: a clip of no duration has no audio to read")
+    with open_container(source) as container:
+        audio = _audio_stream(container, source, stream)
+        pick = None if channels is None else _channel_positions(audio, channels, source)
+        samples, native_rate, first = _decode_span(container, audio, start, end, pick)
+        if not len(samples) and _is_empty(container, audio):
+            raise MediaError(source, "zero-length audio: the audio stream holds no samples")
     return _place(source, samples, native_rate, first, start, end, sample_rate)
 
 
 def _audio_stream(container: av.container.InputContainer, source, stream: str | int) -> av.AudioStream:
-    """The requested audio stream; MediaError if the file has none (or not that many)."""
+    """The requested audio stream; NoAudioTrack if the file has none, MediaError if it has not that many."""
     streams = container.streams.audio
     index = 0 if stream == "audio" else stream
     if not isinstance(index, int):
         raise ValueError(f"read_audio: stream must be 'audio' or an int, got {stream!r}")
+    if not streams:
+        raise NoAudioTrack(source)
     if not 0 <= index < len(streams):
         raise MediaError(source, f"no audio stream {index} (the file has {len(streams)} audio streams)")
     return streams[index]
+
+
+def _channel_positions(stream: av.AudioStream, channels: Sequence[int | str], source) -> list[int]:
+    """Positions in the stream's layout of ``channels`` (positions or names); MediaError for one it lacks."""
+    names = [channel.name for channel in stream.layout.channels]
+    positions = [names.index(c) if c in names else c for c in channels]
+    wrong = [c for c in positions if not (isinstance(c, int) and 0 <= c < len(names))]
+    if wrong or not positions:
+        raise MediaError(source, f"no audio channels {wrong or '(none chosen)'}: the stream's layout "
+                                 f"{stream.layout.name} has channels 0..{len(names) - 1} named {names}")
+    return positions
+
+
+def _mono(frame: av.AudioFrame, pick: list[int] | None, to_float: av.AudioResampler,
+          to_stereo: av.AudioResampler) -> list[np.ndarray]:
+    """A decoded frame as mono (1, n) float32 arrays: the mean of the channels at positions ``pick``
+    or, for pick None, the downmix: more than two channels are first downmixed to stereo by
+    libswresample with the ITU-R BS.775 coefficients (L + 0.707 C + 0.707 Ls, LFE left out), then the
+    two averaged, as a stereo file's are; mono stays as it is."""
+    resampler = to_stereo if pick is None and len(frame.layout.channels) > 2 else to_float
+    rows = slice(None) if pick is None else pick
+    return [converted.to_ndarray()[rows].mean(axis=0, keepdims=True) for converted in resampler.resample(frame)]
 
 
 def _seconds(pts: int | None, time_base: Fraction | None) -> float:
@@ -71,10 +97,11 @@ def _seconds(pts: int | None, time_base: Fraction | None) -> float:
 
 
 def _decode_span(
-    container: av.container.InputContainer, stream: av.AudioStream, start: float, end: float
+    container: av.container.InputContainer, stream: av.AudioStream, start: float, end: float, pick: list[int] | None
 ) -> tuple[np.ndarray, int, float]:
     """Decode about [start - MARGIN, end + MARGIN): mono samples (N,) float32 (N may be 0), their native
-    sample rate, and the time of samples[0] on the video time base."""
+    sample rate, and the time of samples[0] on the video time base. pick: the channels to average
+    (positions), or None to downmix."""
     videos = container.streams.video
     reference = videos[0] if videos else stream  # its first pts is t = 0
     zero = _seconds(reference.start_time, reference.time_base)
@@ -84,6 +111,7 @@ def _decode_span(
     if target > cursor:  # seek only inside the stream: never lose its first samples
         container.seek(round((target + zero) / stream.time_base), stream=stream, backward=True)
     to_float = av.AudioResampler(format="fltp")  # native rate and layout: only the sample format changes
+    to_stereo = av.AudioResampler(format="fltp", layout="stereo")
     chunks, first, native_rate = [], start, stream.sample_rate or 1
     for frame in container.decode(stream):
         time = cursor if frame.pts is None else _seconds(frame.pts, frame.time_base or stream.time_base) - zero
@@ -93,10 +121,10 @@ def _decode_span(
         if time >= end + MARGIN:
             break
         first = time if not chunks else first
-        chunks += [converted.to_ndarray() for converted in to_float.resample(frame)]  # (channels, n) each
+        chunks += _mono(frame, pick, to_float, to_stereo)  # (1, n) each
     if not chunks:
         return np.zeros(0, np.float32), native_rate, first
-    return np.concatenate(chunks, axis=1).mean(axis=0), native_rate, first
+    return np.concatenate(chunks, axis=1)[0], native_rate, first
 
 
 def _is_empty(container: av.container.InputContainer, stream: av.AudioStream) -> bool:

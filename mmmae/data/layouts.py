@@ -7,15 +7,20 @@ Every layout returns the same columns:
     layout has labels, else Value("int64");
   start, end: float seconds (a span within the files, on the video's time base) or None (the whole file).
 A row whose file does not exist is kept (MediaDataset skips it at read time); :func:`missing_files`
-lists them. Bad layout input (a missing column, an unparsable row) raises ValueError naming the
-file and the line. Nothing here touches the network: tables are built in memory with
-``Dataset.from_dict``.
+lists them. Bad layout input (an unreadable or non-UTF-8 list, a missing column, an unparsable row,
+a label that is not one class) raises :class:`LayoutError` naming the file and the line. A caption
+file that cannot be read leaves its clip without a caption and is logged as a warning (with the
+row, for :func:`layout_problems`). Nothing here touches the network: tables are built in memory
+with ``Dataset.from_dict``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,11 +30,26 @@ from typing import Any
 import datasets
 import gin
 
+from mmmae.config import ConfigError
+
+logger = logging.getLogger(__name__)
+
 MEDIA_COLUMNS = ("video", "audio", "imu")
 COLUMNS = (*MEDIA_COLUMNS, "caption", "label", "start", "end")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
 
 Row = dict[str, Any]
+PROBLEM = "layout_problem"  # the log record attribute holding a row problem: {"row", "column", "path", "reason"}
+
+
+class LayoutError(ConfigError):
+    """A layout file (manifest, list, split, labels) that cannot be used; the message names the file and line.
+
+    ``message`` holds the message alone (gin appends the configurable's name to str())."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 def layout_features(class_names: Sequence[str] | None) -> datasets.Features:
@@ -50,8 +70,31 @@ def _table(rows: list[Row], class_names: Sequence[str] | None) -> datasets.Datas
     return datasets.Dataset.from_dict(columns, features=layout_features(class_names))
 
 
-def _bad(path: str | os.PathLike, line: int | str, reason: str) -> ValueError:
-    return ValueError(f"{os.fspath(path)}:{line}: {reason}")
+def _bad(path: str | os.PathLike, line: int | str, reason: str) -> LayoutError:
+    return LayoutError(f"{os.fspath(path)}:{line}: {reason}")
+
+
+def _not_utf8(error: UnicodeDecodeError) -> str:
+    """Why bytes are not UTF-8 text, with the fix."""
+    return f"not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); save the file as UTF-8"
+
+
+def _decoded(path: str | os.PathLike, data: bytes) -> str:
+    """data as UTF-8 text (a BOM dropped); LayoutError naming the line of the first byte that is not."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _bad(path, data[:error.start].count(b"\n") + 1, _not_utf8(error)) from None
+
+
+def _read_text(path: str | os.PathLike) -> str:
+    """The whole of a layout file as text; LayoutError if it cannot be read or is not UTF-8."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise LayoutError(f"{os.fspath(path)}: cannot read: {error.strerror or error}") from None
+    return _decoded(path, data)
 
 
 def _absolute(path: str | os.PathLike) -> str:
@@ -60,10 +103,9 @@ def _absolute(path: str | os.PathLike) -> str:
 
 def _text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """(line number from 1, stripped text) of the file's non-blank lines."""
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                yield number, line.strip()
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if line.strip():
+            yield number, line.strip()
 
 
 def _csv_rows(
@@ -71,8 +113,8 @@ def _csv_rows(
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) of a headed CSV; checks the header has ``required`` (and only ``allowed``)
     columns and that every row has exactly the header's number of fields."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), skipinitialspace=True)
+    try:
         header = [name.strip() for name in reader.fieldnames or []]
         reader.fieldnames = header
         missing = [name for name in required if name not in header]
@@ -84,6 +126,8 @@ def _csv_rows(
             if None in row or None in row.values():
                 raise _bad(path, reader.line_num, f"expected {len(header)} fields {header}")
             yield reader.line_num, row
+    except csv.Error as error:
+        raise _bad(path, reader.line_num, f"not a valid CSV line: {error}") from None
 
 
 def _time(value: Any, path: str | os.PathLike, line: int | str, name: str) -> float | None:
@@ -117,6 +161,17 @@ def _int_label(value: Any) -> int | None:
     return None
 
 
+def _one_class(value: Any, path: str | os.PathLike, line: int | str) -> Any:
+    """A label cell as one class (an int, a whole-number float as int, or a name); LayoutError for a
+    list, an object, a boolean or a fractional number (a clip has one class)."""
+    text = value.strip() if isinstance(value, str) else ""
+    listed = isinstance(value, (list, tuple, dict)) or (text[:1], text[-1:]) in (("[", "]"), ("{", "}"))
+    if listed or isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise _bad(path, line, f"label {value!r} is not one class: give an integer class index or a class name "
+                               "(one label per clip)")
+    return int(value) if isinstance(value, float) else value
+
+
 def _no_label(value: Any) -> bool:
     """None, an empty cell or -1: the row has no label."""
     return value is None or str(value).strip() in ("", "-1")
@@ -130,6 +185,7 @@ def _encode_labels(
     Integer labels are indices (names "0".."max" unless ``classes``; -1 none); other labels are names,
     indexed in ``classes`` or else in their sorted set.
     """
+    labels = [(line, _one_class(value, path, line)) for line, value in labels]
     present = [(line, value) for line, value in labels if not _no_label(value)]
     if not present and classes is None:
         return [-1] * len(labels), None
@@ -168,7 +224,7 @@ def class_folder(
     """
     root = Path(_absolute(root))
     if not root.is_dir():
-        raise FileNotFoundError(f"class_folder root {root} is not a directory")
+        raise LayoutError(f"class_folder.root {root} is not a directory")
     suffixes = {ext.lower() for ext in extensions}
     folders = {entry.name: set(os.listdir(entry.path)) for entry in os.scandir(root)
                if entry.is_dir() and not entry.name.startswith(".")}
@@ -192,9 +248,42 @@ def class_folder(
         if imu is not None:
             row["imu"] = str(root / name / imu)
         if f"{stem}.txt" in siblings:
-            row["caption"] = (root / name / f"{stem}.txt").read_text(encoding="utf-8").strip()
+            row["caption"] = _read_caption(root / name / f"{stem}.txt", len(rows))
         rows.append(row)
     return _table(rows, classes)
+
+
+def _read_caption(path: Path, row: int) -> str | None:
+    """The stripped text of a caption file, or None (the clip has no caption) after logging, with a
+    PROBLEM record for row ``row``, why it cannot be read (a directory, not UTF-8, unreadable)."""
+    try:
+        return path.read_bytes().decode("utf-8-sig").strip()
+    except UnicodeDecodeError as error:
+        reason = _not_utf8(error)
+    except OSError as error:
+        reason = f"cannot read: {error.strerror or error}"
+    problem = {"row": row, "column": "caption", "path": str(path), "reason": reason}
+    logger.warning("caption %s: %s; its clip is used without a caption", path, reason, extra={PROBLEM: problem})
+    return None
+
+
+@contextlib.contextmanager
+def layout_problems() -> Iterator[list[dict]]:
+    """Collect the row problems layouts report while tables are built in this block, as
+    [{"row", "column", "path", "reason"}] (the list fills as they are logged)."""
+    found: list[dict] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if hasattr(record, PROBLEM):
+                found.append(getattr(record, PROBLEM))
+
+    handler = Collect(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield found
+    finally:
+        logger.removeHandler(handler)
 
 
 def _split_file_clips(split_file: str | os.PathLike) -> Iterator[tuple[str, str]]:
@@ -290,11 +379,10 @@ def ssv2_json(
 
 
 def _load_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as error:
-            raise _bad(path, error.lineno, f"invalid JSON: {error.msg}") from None
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as error:
+        raise _bad(path, error.lineno, f"invalid JSON: {error.msg}") from None
 
 
 @gin.configurable(module="mmmae")
@@ -313,13 +401,15 @@ def manifest(path: str | os.PathLike, classes: Sequence[str] | None = None) -> d
     elif suffix in (".jsonl", ".ndjson"):
         records = _jsonl_rows(path)
     else:
-        raise ValueError(f"{os.fspath(path)}: manifest must be .csv or .jsonl, got {suffix!r}")
+        raise LayoutError(f"{os.fspath(path)}: manifest must be .csv or .jsonl, got {suffix!r}")
     rows, labels = [], []
     for line, record in records:
         row = {c: _media_path(record.get(c), base, path, line) for c in MEDIA_COLUMNS}
         if all(value is None for value in row.values()):
             raise _bad(path, line, f"no media: none of {list(MEDIA_COLUMNS)} is given")
         caption = record.get("caption")
+        if isinstance(caption, (list, dict)):
+            raise _bad(path, line, f"caption {caption!r} must be one text string")
         row["caption"] = str(caption) if caption is not None and str(caption) != "" else None
         row.update(_span(record.get("start"), record.get("end"), path, line))
         rows.append(row)

@@ -20,3 +20,11 @@ class MediaError(Exception):
 
     def __reduce__(self):  # picklable, so errors cross DataLoader worker processes intact
         return type(self), (self.path, self.reason)
+
+
+class NoAudioTrack(MediaError):
+    """A file read for audio that has no audio stream (the dataset marks audio absent where it comes
+    from the video file)."""
+
+    def __init__(self, path: str | os.PathLike | bytes, reason: str = "no audio stream in the file"):
+        super().__init__(path, reason)

@@ -9,8 +9,6 @@ forward only as far as it needs. Bad input raises :class:`MediaError` naming the
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -22,8 +20,8 @@ from av.video.reformatter import VideoReformatter
 
 from mmmae.data.clip_sampling import ClipSelection
 from mmmae.data.media_errors import MediaError
+from mmmae.data.media_open import Source, open_container
 
-Source = str | os.PathLike | bytes
 Sampler = Callable[[np.ndarray, np.random.Generator, tuple[float, float] | None], ClipSelection]
 BACKENDS = ("pyav", "torchcodec")
 
@@ -52,34 +50,64 @@ class _Packets(NamedTuple):
         return (self.pts - self.pts[0]) * self.time_base
 
 
-@contextlib.contextmanager
-def open_container(source: Source) -> Iterator[av.container.InputContainer]:
-    """Open a container; any FFmpeg error inside the block becomes a MediaError naming the source."""
-    in_memory = isinstance(source, (bytes, bytearray, memoryview))
-    if not in_memory and not os.path.isfile(source):
-        raise MediaError(source, "file not found")
-    try:
-        with av.open(io.BytesIO(source) if in_memory else os.fspath(source)) as container:
-            yield container
-    except av.FFmpegError as error:
-        raise MediaError(source, f"cannot read video: {error.strerror or error}") from error
-
-
 def _video_stream(container: av.container.InputContainer, source: Source) -> av.VideoStream:
+    """The first video stream; MediaError if there is none or the file is a still image."""
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # FFmpeg's image demuxers
+        codec = container.streams.video[0].codec_context.name if container.streams.video else "unknown"
+        raise MediaError(source, f"a still image ({codec}), not a video")
     if not container.streams.video:
         raise MediaError(source, "no video stream")
     return container.streams.video[0]
 
 
 def _demux(container: av.container.InputContainer, stream: av.VideoStream, source: Source) -> _Packets:
-    """Every packet's pts and keyframe flag, sorted by pts; checks the stream is whole."""
-    packets = [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.pts is not None]
-    if not packets:
+    """Every packet's pts and keyframe flag, sorted by pts; checks that the file is whole and has 2 frames or more.
+
+    Whole: every frame the container lists is there, and the packets of all streams reach the duration
+    it states, to within two of the longest packets (encoder padding and priming make them differ by one).
+    """
+    frames, spans = [], {}  # (pts, keyframe) of the video's packets; stream -> [(start s, duration s)] of its packets
+    for packet in container.demux():
+        if packet.pts is None:
+            continue
+        spans.setdefault(packet.stream.index, []).append(
+            (float(packet.pts * packet.time_base), float((packet.duration or 0) * packet.time_base))
+        )
+        if packet.stream.index == stream.index:
+            frames.append((packet.pts, packet.is_keyframe))
+    _check_whole(container, stream, source, len(frames), *_extent(spans))
+    if not frames:
         raise MediaError(source, "video stream has no frames")
-    if stream.frames and len(packets) != stream.frames:
-        raise MediaError(source, f"truncated: the container lists {stream.frames} frames, {len(packets)} are readable")
-    pts, keyframe = (np.array(column) for column in zip(*sorted(packets)))
+    if len(frames) < 2:
+        raise MediaError(source, "the video has a single frame; a clip needs 2 or more (their interval sets its time)")
+    pts, keyframe = (np.array(column) for column in zip(*sorted(frames)))
     return _Packets(pts.astype(np.int64), keyframe.astype(bool), float(stream.time_base))
+
+
+def _extent(spans: dict[int, list[tuple[float, float]]]) -> tuple[float, float]:
+    """Where the latest packet of any stream ends, and the longest packet, in seconds; a packet
+    without a duration lasts its stream's median interval between packets."""
+    end, longest = 0.0, 0.0
+    for packets in spans.values():
+        starts, durations = np.array(packets).T  # (P,) each
+        steps = np.diff(np.sort(starts))
+        durations = np.where(durations > 0, durations, float(np.median(steps)) if len(steps) else 0.0)
+        end, longest = max(end, float((starts + durations).max())), max(longest, float(durations.max()))
+    return end, longest
+
+
+def _check_whole(
+    container: av.container.InputContainer, stream: av.VideoStream, source: Source, frames: int, read_end: float,
+    longest: float,
+) -> None:
+    """MediaError if fewer frames are readable than the container lists, or the packets end (read_end, s)
+    more than two of the longest packets before the duration it states."""
+    start = (container.start_time or 0) / av.time_base
+    stated = None if container.duration is None else container.duration / av.time_base  # a live recording: None
+    if stated is not None and (frames < stream.frames or read_end - start < stated - 2 * longest):
+        raise MediaError(source, f"truncated at {read_end - start:.2f} of {stated:.2f} seconds")
+    if frames < stream.frames:
+        raise MediaError(source, f"truncated: {frames} of the {stream.frames} frames the container lists are readable")
 
 
 def frame_timestamps(source: Source) -> np.ndarray:

@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from mmmae.eval.encoded import encoded_batches
 from mmmae.eval.linear_probe import check_modality
+from mmmae.eval.loader import EvalLoader, no_samples_error
 from mmmae.nn.mlp import Mlp
 from mmmae.optim import build_optimizer
 
@@ -49,12 +50,13 @@ class AttentiveClassifier(nn.Module):
 
 
 def encoded_tokens(model, dataset: Dataset, modality: str, label: str,
-                   batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int]:
-    """Every token of the samples that have `modality`, in dataset order: (n, N, D), valid (n, N)
-    or None, labels (n,), and how many samples lacked the modality. Batches with fewer tokens are
-    padded (valid False) up to the longest."""
+                   batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int, int]:
+    """Every token of the readable samples that have `modality`, in dataset order, each once:
+    (n, N, D), valid (n, N) or None, labels (n,); how many samples lacked the modality, and how
+    many were unreadable. Batches with fewer tokens are padded (valid False) up to the longest."""
     tokens, valid, labels, absent = [], [], [], 0
-    for encoded in encoded_batches(model, dataset, modality, batch_size, pooled=False):
+    loader = EvalLoader(dataset, batch_size)
+    for encoded in encoded_batches(model, loader, modality, pooled=False):
         absent += int((~encoded.present).sum())
         if encoded.features is None:
             continue
@@ -63,11 +65,11 @@ def encoded_tokens(model, dataset: Dataset, modality: str, label: str,
                      else encoded.valid)
         labels.append(encoded.batch[label][encoded.present])
     if not tokens:
-        return torch.zeros(0, 0, 0), None, torch.zeros(0, dtype=torch.int64), absent
+        return torch.zeros(0, 0, 0), None, torch.zeros(0, dtype=torch.int64), absent, loader.left_out
     length = max(t.shape[1] for t in tokens)
     tokens = torch.cat([F.pad(t, (0, 0, 0, length - t.shape[1])) for t in tokens])
     valid = torch.cat([F.pad(v, (0, length - v.shape[1])) for v in valid])
-    return tokens, (None if valid.all() else valid), torch.cat(labels).long(), absent
+    return tokens, (None if valid.all() else valid), torch.cat(labels).long(), absent, loader.left_out
 
 
 @gin.configurable(module="mmmae")
@@ -79,9 +81,10 @@ class AttentiveProbe:
     floats per split). The probe (AttentiveClassifier with `heads` heads and `queries` queries)
     trains `epochs` epochs with AdamW (`lr`, `weight_decay`), `warmup_epochs` of linear warmup
     then a cosine to 0, on shuffled batches of `batch_size`, seeded by `seed`. Classes: 0 .. the
-    largest train label. Samples that lack the modality are left out and counted.
+    largest train label. Samples that lack the modality, and unreadable ones, are left out and counted.
     Result: {"modality", "label", "train_accuracy", "test_accuracy", "train_samples",
-    "test_samples", "train_absent", "test_absent", "epochs", "final_loss"}.
+    "test_samples", "train_absent", "test_absent", "train_left_out", "test_left_out" (unreadable),
+    "epochs", "final_loss"}.
     """
 
     kind = "attentive_probe"
@@ -104,8 +107,9 @@ class AttentiveProbe:
         for split, data in (("train_data", self.train_data), ("test_data", self.test_data)):
             splits[split] = encoded_tokens(model, data, self.modality, self.label, self.batch_size)
             if len(splits[split][0]) == 0:
-                raise ValueError(f"AttentiveProbe.{split}: no sample has the modality {self.modality!r}")
-        (train_x, train_valid, train_y, train_absent), (test_x, test_valid, test_y, test_absent) = splits.values()
+                raise no_samples_error(f"AttentiveProbe.{split}", self.modality, *splits[split][3:])
+        (train_x, train_valid, train_y, train_absent, train_left_out), \
+            (test_x, test_valid, test_y, test_absent, test_left_out) = splits.values()
         dim = train_x.shape[-1]
         if dim % self.heads:
             raise ValueError(f"AttentiveProbe.heads = {self.heads} does not divide the encoder width {dim}")
@@ -119,6 +123,7 @@ class AttentiveProbe:
                 "test_accuracy": accuracy(probe, test_x, test_valid, test_y, self.batch_size, device),
                 "train_samples": len(train_x), "test_samples": len(test_x),
                 "train_absent": train_absent, "test_absent": test_absent,
+                "train_left_out": train_left_out, "test_left_out": test_left_out,
                 "epochs": self.epochs, "final_loss": final_loss}
 
     def _train(self, probe: AttentiveClassifier, x: torch.Tensor, valid: torch.Tensor | None, y: torch.Tensor,

@@ -31,7 +31,8 @@ class Classifier(nn.Module):
         self.encoder.specific = nn.ModuleDict({modality: specific[modality]} if modality in specific else {})
         self.encoder.sparsify = None
         dim = self.encoder.dim
-        self.fc_norm = nn.LayerNorm(dim, eps=1e-6)
+        pool_norm, self.encoder.pool_norm = self.encoder.pool_norm, None  # a converted fc_norm: kept
+        self.fc_norm = nn.LayerNorm(dim, eps=1e-6) if pool_norm is None else pool_norm.requires_grad_(True)
         self.head = nn.Linear(dim, num_classes)
         nn.init.trunc_normal_(self.head.weight, std=0.02)
         with torch.no_grad():

@@ -5,17 +5,16 @@ from dataclasses import dataclass
 
 import torch
 from accelerate.utils import send_to_device
-from torch.utils.data import Dataset
 
-from mmmae.eval.linear_probe import batches, frozen, present_rows
-from mmmae.types import mean_tokens
+from mmmae.eval.linear_probe import frozen, present_rows
+from mmmae.eval.loader import EvalLoader
 
 
 @dataclass
 class EncodedBatch:
     """One batch's encodings, on the CPU in float32, of the rows that have the modality.
 
-    features: (b, D) mean-pooled over valid tokens, or (b, N, D) every token; None when b = 0.
+    features: (b, D) pooled (Encoder.pool), or (b, N, D) every token; None when b = 0.
     valid: (b, N) bool, False on padding, or None (nothing padded).
     positions: (b,) int64 positions of these rows in the dataset.
     batch: the collated batch, all B rows; present: (B,) bool, which rows have the modality.
@@ -28,20 +27,18 @@ class EncodedBatch:
     present: torch.Tensor
 
 
-def encoded_batches(model, dataset: Dataset, modality: str, batch_size: int,
-                    pooled: bool = True) -> Iterator[EncodedBatch]:
-    """The dataset in order, encoded frozen (unmasked, the modality alone); a batch in which no
-    sample has the modality is not encoded (features None)."""
-    start = 0
+def encoded_batches(model, loader: EvalLoader, modality: str, pooled: bool = True) -> Iterator[EncodedBatch]:
+    """The loader's batches in order (unreadable samples left out, counted in loader.left_out),
+    encoded frozen (unmasked, the modality alone); a batch in which no sample has the modality
+    is not encoded (features None)."""
     with frozen(model) as device:
-        for batch in batches(dataset, batch_size):
+        for positions, batch in loader:
             present = present_rows(batch, modality)
-            positions = torch.arange(start, start + len(present))[present]
-            start += len(present)
+            positions = positions[present]
             if not present.any():
                 yield EncodedBatch(None, None, positions, batch, present)
                 continue
             encoded, valid = model.encode({modality: send_to_device(batch[modality], device)}, modality)
-            features = mean_tokens(encoded, valid) if pooled else encoded
+            features = model.encoder.pool(encoded, valid) if pooled else encoded
             valid = None if valid is None or pooled else valid.cpu()[present]
             yield EncodedBatch(features.float().cpu()[present], valid, positions, batch, present)

@@ -4,6 +4,7 @@ A feature folder holds shards of at most `shard_size` samples and `index.json`:
 
     {"format": "mmmae-features", "version": 1, "modality": "video", "pooled": true, "fmt": "npy",
      "num_samples": n, "absent": samples left out for lacking the modality,
+     "left_out": samples left out as unreadable (each sample is written at most once),
      "arrays": {"features": {"dtype": "float32", "shape": [D]}, "labels": ..., "indices": ...},
      "index_source": "index" (the samples' own "index") | "position" (their position in the dataset),
      "shards": [{"num_samples": n_0, "files": {"features": "shard-00000.features.npy", ...}}, ...],
@@ -27,6 +28,7 @@ from torch.utils.data import Dataset
 from mmmae.config import ConfigError
 from mmmae.eval.encoded import encoded_batches
 from mmmae.eval.linear_probe import check_modality
+from mmmae.eval.loader import EvalLoader, no_samples_error
 
 FORMATS = ("safetensors", "npy")
 INDEX_FILE = "index.json"
@@ -65,9 +67,9 @@ def extract_features(model, dataset: Dataset = gin.REQUIRED, modality: str = "vi
                      batch_size: int = 64, pooled: bool = True, label: str = "label",
                      overwrite: bool = False, metadata: dict | None = None) -> list[Path]:
     """Encode `dataset`'s `modality` (alone, unmasked, frozen) and write the features into
-    `output_dir` (see the module docstring); samples lacking the modality are left out and
-    counted; `metadata` (e.g. the model's source) is kept in the index. Returns the files
-    written: the shards' in order, then index.json."""
+    `output_dir` (see the module docstring); samples lacking the modality, and unreadable ones,
+    are left out and counted; `metadata` (e.g. the model's source) is kept in the index.
+    Returns the files written: the shards' in order, then index.json."""
     if fmt not in FORMATS:
         raise ValueError(f"extract_features: fmt {fmt!r} is not one of {FORMATS}")
     if shard_size < 1 or batch_size < 1:
@@ -86,7 +88,8 @@ def extract_features(model, dataset: Dataset = gin.REQUIRED, modality: str = "vi
         written.extend(directory / name for name in dict.fromkeys(files.values()))
         pending.update({name: [a[count:]] for name, a in joined.items()})
 
-    for encoded in encoded_batches(model, dataset, modality, batch_size, pooled):
+    loader = EvalLoader(dataset, batch_size)
+    for encoded in encoded_batches(model, loader, modality, pooled):
         absent += int((~encoded.present).sum())
         if encoded.features is None:
             continue
@@ -112,9 +115,9 @@ def extract_features(model, dataset: Dataset = gin.REQUIRED, modality: str = "vi
     if pending and (remaining := sum(len(a) for a in pending["features"])):
         flush(remaining)
     if not shards:
-        raise ValueError(f"extract_features: no sample of the dataset has the modality {modality!r}")
+        raise no_samples_error("extract_features.dataset", modality, absent, loader.left_out)
     info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "modality": modality, "pooled": pooled, "fmt": fmt,
-            "num_samples": sum(s["num_samples"] for s in shards), "absent": absent,
+            "num_samples": sum(s["num_samples"] for s in shards), "absent": absent, "left_out": loader.left_out,
             "arrays": {name: {"dtype": str(parts[0].dtype), "shape": list(parts[0].shape[1:])}
                        for name, parts in pending.items()},
             "index_source": index_source, "shards": shards, "metadata": metadata or {}}

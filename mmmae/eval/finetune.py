@@ -9,13 +9,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate.utils import send_to_device
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import Dataset, IterableDataset
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from mmmae.data.transforms import Mixup
 from mmmae.eval.classifier import Classifier
 from mmmae.eval.layer_decay import layer_decay_groups
-from mmmae.eval.linear_probe import batches, check_modality, present_rows
+from mmmae.eval.linear_probe import check_modality, present_rows
+from mmmae.eval.loader import EvalLoader, no_samples_error
 from mmmae.eval.multi_view import AVERAGES, average_views, clip_views
 
 
@@ -41,10 +42,12 @@ class FineTune:
     Test: the single view is the centre clip and crop of the size the training clips had;
     multi-view averages `test_clips` evenly spaced clips x `test_crops` crops (`average`:
     softmax probabilities or logits). Test clips as large as the training ones give one view.
-    Samples that lack the modality are left out and counted. The model itself is not changed.
+    Samples that lack the modality, and unreadable ones, are left out and counted (train: in the
+    last epoch). The model itself is not changed.
     Result: {"modality", "label", "test_accuracy" (single view), "multi_view_accuracy",
     "views", "view_shape", "train_loss" (the last epoch's mean), "epochs", "steps",
-    "train_samples", "test_samples", "train_absent", "test_absent"}.
+    "train_samples", "test_samples", "train_absent", "test_absent", "train_left_out",
+    "test_left_out" (unreadable)}.
     """
 
     kind = "finetune"
@@ -95,7 +98,7 @@ class FineTune:
         return {"modality": self.modality, "label": self.label, **test, **train}
 
     def _train(self, classifier: Classifier, device: torch.device) -> dict:
-        loader = DataLoader(self.train_data, batch_size=self.batch_size,  # a stream comes in its own order
+        loader = EvalLoader(self.train_data, self.batch_size,  # a stream comes in its own order
                             shuffle=not isinstance(self.train_data, IterableDataset),
                             generator=torch.Generator().manual_seed(self.seed))
         steps, warmup = self.epochs * len(loader), self.warmup_epochs * len(loader)
@@ -108,7 +111,7 @@ class FineTune:
         classifier.train()
         for _ in range(self.epochs):
             total, samples, absent = 0.0, 0, 0
-            for batch in loader:
+            for _, batch in loader:
                 present = present_rows(batch, self.modality)
                 absent += int((~present).sum())
                 if present.any():
@@ -125,16 +128,17 @@ class FineTune:
                     total += loss.item() * int(present.sum())
                     samples += int(present.sum())
         if samples == 0:
-            raise ValueError(f"FineTune.train_data: no sample has the modality {self.modality!r}")
+            raise no_samples_error("FineTune.train_data", self.modality, absent, loader.left_out)
         classifier.eval()
         return {"train_loss": total / samples, "epochs": self.epochs, "steps": steps, "train_samples": samples,
-                "train_absent": absent, "view_shape": view_shape}
+                "train_absent": absent, "train_left_out": loader.left_out, "view_shape": view_shape}
 
     @torch.no_grad()
     def _test(self, classifier: Classifier, view_shape: tuple[int, int, int] | None, device: torch.device) -> dict:
         views = self.test_clips * self.test_crops
         single, multi, samples, absent = 0, 0, 0, 0
-        for batch in batches(self.test_data, self.batch_size):
+        loader = EvalLoader(self.test_data, self.batch_size)
+        for _, batch in loader:
             present = present_rows(batch, self.modality)
             absent += int((~present).sum())
             if not present.any():
@@ -155,7 +159,7 @@ class FineTune:
             multi += int(((predicted if averaged is None else averaged.argmax(dim=-1)) == labels).sum())
             samples += len(labels)
         if samples == 0:
-            raise ValueError(f"FineTune.test_data: no sample has the modality {self.modality!r}")
+            raise no_samples_error("FineTune.test_data", self.modality, absent, loader.left_out)
         return {"test_accuracy": single / samples, "multi_view_accuracy": multi / samples, "views": views,
                 "view_shape": None if view_shape is None else list(view_shape),
-                "test_samples": samples, "test_absent": absent}
+                "test_samples": samples, "test_absent": absent, "test_left_out": loader.left_out}

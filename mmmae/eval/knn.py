@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from mmmae.eval.linear_probe import check_modality, extract_features
+from mmmae.eval.loader import no_samples_error
 
 QUERY_CHUNK = 1024  # test samples scored at a time: the similarity matrix is never held whole
 
@@ -34,9 +35,9 @@ class KNN:
     Features: the `modality` encoded alone and unmasked, mean-pooled over its valid tokens,
     L2-normalised, so similarity is cosine. `k` neighbours vote with weight exp(cos / temperature)
     (DINO: k = 20, temperature = 0.07); k larger than the training set uses all of it. Samples
-    that lack the modality are left out and counted.
+    that lack the modality, and unreadable ones, are left out and counted.
     Result: {"modality", "label", "k", "temperature", "test_accuracy", "train_samples",
-    "test_samples", "train_absent", "test_absent"}.
+    "test_samples", "train_absent", "test_absent", "train_left_out", "test_left_out" (unreadable)}.
     """
 
     kind = "knn"
@@ -53,15 +54,18 @@ class KNN:
         check_modality(model, self.modality, "KNN")
         splits = {}
         for split, data in (("train_data", self.train_data), ("test_data", self.test_data)):
-            x, y, absent = extract_features(model, data, self.modality, self.label, self.batch_size)
+            x, y, absent, left_out = extract_features(model, data, self.modality, self.label, self.batch_size)
             if len(x) == 0:
-                raise ValueError(f"KNN.{split}: no sample has the modality {self.modality!r}")
-            splits[split] = F.normalize(torch.from_numpy(x).float(), dim=-1), torch.from_numpy(y).long(), absent
-        (train_x, train_y, train_absent), (test_x, test_y, test_absent) = splits.values()
+                raise no_samples_error(f"KNN.{split}", self.modality, absent, left_out)
+            splits[split] = (F.normalize(torch.from_numpy(x).float(), dim=-1), torch.from_numpy(y).long(), absent,
+                             left_out)
+        (train_x, train_y, train_absent, train_left_out), (test_x, test_y, test_absent, test_left_out) = \
+            splits.values()
         k = min(self.k, len(train_x))
         num_classes = int(max(train_y.max(), test_y.max())) + 1
         predicted = knn_predict(train_x, train_y, test_x, k, self.temperature, num_classes)
         return {"modality": self.modality, "label": self.label, "k": k, "temperature": self.temperature,
                 "test_accuracy": float((predicted == test_y).double().mean()),
                 "train_samples": len(train_x), "test_samples": len(test_x),
-                "train_absent": train_absent, "test_absent": test_absent}
+                "train_absent": train_absent, "test_absent": test_absent,
+                "train_left_out": train_left_out, "test_left_out": test_left_out}

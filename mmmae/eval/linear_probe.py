@@ -1,7 +1,8 @@
 """Linear probe: logistic regression on frozen, pooled encoder features of one modality.
 
-Also the helpers every evaluation shares: the data in order, the model frozen on its device,
-and which samples have a modality (batch[f"{m}_present"]; those that lack it are dropped).
+Also the helpers every evaluation shares: the model frozen on its device, and which samples
+have a modality (batch[f"{m}_present"]; those that lack it are dropped). The data come in
+order through mmmae.eval.loader.EvalLoader (unreadable samples left out and counted).
 """
 
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ from accelerate.utils import find_batch_size, send_to_device
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from mmmae.eval.loader import EvalLoader, no_samples_error
 
 
 @contextmanager
@@ -45,18 +48,15 @@ def present_rows(batch: dict, modality: str) -> torch.Tensor:
     return flag.to("cpu", torch.bool)
 
 
-def batches(dataset: Dataset, batch_size: int) -> DataLoader:
-    """The dataset in order, collated by torch's default_collate (dict inputs stay dicts)."""
-    return DataLoader(dataset, batch_size=batch_size)
-
-
 def extract_features(model, dataset: Dataset, modality: str, label: str,
-                     batch_size: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Pooled features (n, D) and labels (n,) of the n samples that have `modality`, in dataset
-    order, and the number of samples left out because they lack it."""
+                     batch_size: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Pooled features (n, D) and labels (n,) of the n readable samples that have `modality`, in
+    dataset order, each once; the number left out because they lack it, and because they were
+    unreadable."""
     features, labels, absent = [], [], 0
+    loader = EvalLoader(dataset, batch_size)
     with frozen(model) as device:
-        for batch in batches(dataset, batch_size):
+        for _, batch in loader:
             present = present_rows(batch, modality)
             absent += int((~present).sum())
             if not present.any():
@@ -65,8 +65,8 @@ def extract_features(model, dataset: Dataset, modality: str, label: str,
             features.append(model.features(inputs, modality).float().cpu()[present])
             labels.append(batch[label][present])
     if not features:
-        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), absent
-    return torch.cat(features).numpy(), torch.cat(labels).numpy(), absent
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), absent, loader.left_out
+    return torch.cat(features).numpy(), torch.cat(labels).numpy(), absent, loader.left_out
 
 
 @gin.configurable(module="mmmae")
@@ -74,9 +74,10 @@ class LinearProbe:
     """Fit on `train_data`, report accuracy on `train_data` and `test_data` (fractions in [0, 1]).
 
     Features: the `modality` encoded alone and unmasked, mean-pooled over its valid tokens (text
-    padding excluded). Samples that lack the modality are left out and counted.
+    padding excluded). Samples that lack the modality, and unreadable ones, are left out and counted.
     Result: {"modality", "label", "train_accuracy", "test_accuracy", "train_samples",
-    "test_samples", "train_absent", "test_absent"}.
+    "test_samples", "train_absent", "test_absent", "train_left_out", "test_left_out"} (left_out:
+    unreadable).
     """
 
     kind = "linear_probe"
@@ -89,17 +90,18 @@ class LinearProbe:
 
     def __call__(self, model) -> dict:
         check_modality(model, self.modality, "LinearProbe")
-        train_x, train_y, train_absent = extract_features(model, self.train_data, self.modality, self.label,
-                                                          self.batch_size)
-        test_x, test_y, test_absent = extract_features(model, self.test_data, self.modality, self.label,
-                                                       self.batch_size)
-        for split, x in (("train_data", train_x), ("test_data", test_x)):
-            if len(x) == 0:
-                raise ValueError(f"LinearProbe.{split}: no sample has the modality {self.modality!r}")
+        splits = {}
+        for split, data in (("train_data", self.train_data), ("test_data", self.test_data)):
+            splits[split] = extract_features(model, data, self.modality, self.label, self.batch_size)
+            if len(splits[split][0]) == 0:
+                raise no_samples_error(f"LinearProbe.{split}", self.modality, *splits[split][2:])
+        (train_x, train_y, train_absent, train_left_out), (test_x, test_y, test_absent, test_left_out) = \
+            splits.values()
         classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=self.max_iter))
         classifier.fit(train_x, train_y)
         return {"modality": self.modality, "label": self.label,
                 "train_accuracy": float(classifier.score(train_x, train_y)),
                 "test_accuracy": float(classifier.score(test_x, test_y)),
                 "train_samples": len(train_x), "test_samples": len(test_x),
-                "train_absent": train_absent, "test_absent": test_absent}
+                "train_absent": train_absent, "test_absent": test_absent,
+                "train_left_out": train_left_out, "test_left_out": test_left_out}

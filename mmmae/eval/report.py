@@ -9,9 +9,15 @@ def _absent(result: dict) -> int:
     return result["train_absent"] + result["test_absent"]
 
 
+def _unreadable(count: int | None) -> str:
+    """", N left out (unreadable)", or nothing for a result from before the count was kept."""
+    return "" if count is None else f", {count} left out (unreadable)"
+
+
 def _samples(result: dict) -> str:
+    left_out = result["train_left_out"] + result["test_left_out"] if "train_left_out" in result else None
     return (f"{result['train_samples']} train, {result['test_samples']} test samples, "
-            f"{_absent(result)} without {result['modality']} left out")
+            f"{_absent(result)} without {result['modality']} left out{_unreadable(left_out)}")
 
 
 def probe_lines(init: str, result: dict) -> list[str]:
@@ -50,7 +56,8 @@ def retrieval_lines(init: str, result: dict) -> list[str]:
         for direction in (f"{a}->{b}", f"{b}->{a}"):
             recall = " ".join(f"{k} {value:.3f}" for k, value in pair[direction].items())
             lines.append(f"retrieval {direction}, {init}: {recall} (chance {chance}; {pair['num_samples']} samples, "
-                         f"{pair['absent']} lacking one left out; embedding {pair['embedding']})")
+                         f"{pair['absent']} lacking one left out{_unreadable(pair.get('left_out'))}; "
+                         f"embedding {pair['embedding']})")
     return lines
 
 
@@ -65,8 +72,8 @@ def extract_lines(files: list[Path]) -> list[str]:
     shape = "x".join(map(str, info["arrays"]["features"]["shape"]))
     what = "pooled" if info["pooled"] else "token"
     return [f"{info['modality']} features ({what}, {shape} per sample) of {info['num_samples']} samples "
-            f"({info['absent']} without {info['modality']} left out) in {len(info['shards'])} {info['fmt']} "
-            f"shards: {index}"]
+            f"({info['absent']} without {info['modality']} left out{_unreadable(info.get('left_out'))}) in "
+            f"{len(info['shards'])} {info['fmt']} shards: {index}"]
 
 
 ACCURACIES = {"linear_probe": ("linear probe", ["test_accuracy"]), "attentive_probe": ("attentive probe", ["test_accuracy"]),

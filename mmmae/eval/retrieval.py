@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from accelerate.utils import send_to_device
 from torch.utils.data import Dataset
 
-from mmmae.eval.linear_probe import batches, check_modality, frozen, present_rows
+from mmmae.eval.linear_probe import check_modality, frozen, present_rows
+from mmmae.eval.loader import EvalLoader
 from mmmae.types import mean_tokens
 
 QUERY_CHUNK = 1024  # queries scored at a time: the similarity matrix is never held whole
@@ -43,17 +44,19 @@ def pair_projection(model, a: str, b: str):
     return None
 
 
-def embed(projection, modality: str, encoded: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+def embed(projection, modality: str, encoded: torch.Tensor, valid: torch.Tensor | None,
+          pool=mean_tokens) -> torch.Tensor:
     """Encoder output (B, N, D) and validity (B, N) or None -> (B, E) float32 unit vectors: the
-    projection's embedding, else the mean over valid tokens."""
+    projection's embedding, else `pool` (the encoder's: the mean over valid tokens, then its pool_norm)."""
     if projection is not None:
         return projection.embed(modality, encoded, valid).float()
-    return F.normalize(mean_tokens(encoded, valid).float(), dim=-1)
+    return F.normalize(pool(encoded, valid).float(), dim=-1)
 
 
 @gin.configurable(module="mmmae")
 class Retrieval:
-    """Recall@k in both directions for each pair of modalities, over the samples of `data` that have both.
+    """Recall@k in both directions for each pair of modalities, over the readable samples of `data`
+    that have both (unreadable ones are left out and counted, never replaced).
 
     Each modality is encoded alone and unmasked. The embedding of a pair is the projection of
     the model's contrastive objective for that pair (`Contrastive.embed`, either order) when it
@@ -63,7 +66,8 @@ class Retrieval:
 
     Result, one entry per pair, keyed "a-b":
     {"a-b": {"modalities": [a, b], "a->b": {"R@1": .., "R@5": ..}, "b->a": {...},
-             "num_samples": n, "absent": samples lacking a or b, "chance": {"R@1": 1/n, "R@5": 5/n},
+             "num_samples": n, "absent": samples lacking a or b, "left_out": unreadable samples (left out),
+             "chance": {"R@1": 1/n, "R@5": 5/n},
              "embedding": the objective's name or "mean_pooled"}}
     """
 
@@ -88,24 +92,28 @@ class Retrieval:
         projections = {pair: pair_projection(model, *pair) for pair in self.pairs}
         embeddings = {(pair, m): [] for pair in self.pairs for m in pair}
         present = {m: [] for m in modalities}
+        loader = EvalLoader(self.data, self.batch_size)
         with frozen(model) as device:
-            for batch in batches(self.data, self.batch_size):
+            for _, batch in loader:
                 for m in modalities:
                     present[m].append(present_rows(batch, m))
                 encoded = {m: model.encode({m: send_to_device(batch[m], device)}, m) for m in modalities}
                 for pair, projection in projections.items():
                     for m in pair:
-                        embeddings[pair, m].append(embed(projection, m, *encoded[m]).cpu())
-        present = {m: torch.cat(rows) for m, rows in present.items()}
-        return {f"{a}-{b}": self._score(a, b, present, embeddings, projections[a, b]) for a, b in self.pairs}
+                        embeddings[pair, m].append(embed(projection, m, *encoded[m], pool=model.encoder.pool).cpu())
+        present = {m: torch.cat(rows) if rows else torch.zeros(0, dtype=torch.bool) for m, rows in present.items()}
+        return {f"{a}-{b}": self._score(a, b, present, embeddings, projections[a, b], loader.left_out)
+                for a, b in self.pairs}
 
-    def _score(self, a: str, b: str, present: dict, embeddings: dict, projection) -> dict:
+    def _score(self, a: str, b: str, present: dict, embeddings: dict, projection, left_out: int) -> dict:
         both = present[a] & present[b]
         n = int(both.sum())
         if n == 0:
-            raise ValueError(f"Retrieval {a}-{b}: no sample of the data has both modalities")
+            raise ValueError(f"Retrieval {a}-{b}: no sample of the data has both modalities ({len(both) - n} lack "
+                             f"one, {left_out} left out as unreadable: the warnings above name their files and why)")
         za, zb = (torch.cat(embeddings[(a, b), m])[both] for m in (a, b))
         return {"modalities": [a, b],
                 f"{a}->{b}": recall_at_k(za, zb, self.ks), f"{b}->{a}": recall_at_k(zb, za, self.ks),
-                "num_samples": n, "absent": len(both) - n, "chance": {f"R@{k}": min(k / n, 1.0) for k in self.ks},
+                "num_samples": n, "absent": len(both) - n, "left_out": left_out,
+                "chance": {f"R@{k}": min(k / n, 1.0) for k in self.ks},
                 "embedding": projection.name if projection else "mean_pooled"}

@@ -9,6 +9,7 @@ from torch import nn
 from mmmae.nn.blocks import Block, run_block
 from mmmae.nn.packing import PackedLayout, Packing, token_masks
 from mmmae.nn.sparsify import TokenSparsification
+from mmmae.types import mean_tokens
 
 FUSIONS = ("separate", "joint", "mid")
 
@@ -30,6 +31,9 @@ class Encoder(nn.Module):
     norm_eps: every LayerNorm's epsilon.
     final_norm: False leaves out the LayerNorm after the last block (HF VideoMAEModel with
     use_mean_pooling=True and VideoMAE's fine-tuned `fc_norm` models end without one).
+    pool_norm_eps: a LayerNorm with this epsilon on the mean-pooled features (`pool`): the
+    `fc_norm` of fine-tuned VideoMAE / AudioMAE models, frozen (the fine-tuning Classifier
+    trains it as its fc_norm); None (default): no such norm.
     checkpointing: while training, run each block under activation checkpointing (trades
     recomputing its forward in the backward pass for not storing its activations).
     The model builds it with its modality names (gin: `MaskedAutoencoder.encoder = @Encoder`).
@@ -39,7 +43,7 @@ class Encoder(nn.Module):
                  heads: int = gin.REQUIRED, fusion: str = "joint", fusion_layers: int = 0, specific_layers: int = 0,
                  shared_layers: int | None = None, sparsify: TokenSparsification | None = None,
                  drop_path: float = 0.0, norm_eps: float = 1e-6, final_norm: bool = True,
-                 checkpointing: bool = False):
+                 checkpointing: bool = False, pool_norm_eps: float | None = None):
         super().__init__()
         if shared_layers is not None:
             if specific_layers or not 0 <= shared_layers <= depth:
@@ -71,6 +75,14 @@ class Encoder(nn.Module):
             [Block(dim, heads, drop_path=rates[i], norm_eps=norm_eps) for i in range(specific_layers, depth)])
         self.joint_from = {"separate": shared, "joint": 0, "mid": shared - fusion_layers}[fusion]
         self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
+        # Frozen: pretraining never uses it (DDP would wait for its gradients); fine-tuning takes it.
+        self.pool_norm = None if pool_norm_eps is None else nn.LayerNorm(dim, eps=pool_norm_eps).requires_grad_(False)
+
+    def pool(self, encoded: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Encodings (B, N, D), valid (B, N) bool or None (all) -> pooled features (B, D): the
+        mean over valid tokens, through `pool_norm` when the encoder has one."""
+        pooled = mean_tokens(encoded, valid)
+        return pooled if self.pool_norm is None else self.pool_norm(pooled)
 
     def forward(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
                 valid: dict[str, torch.Tensor | None] | None = None, drop_tokens: bool = True

@@ -176,7 +176,8 @@ class IMUGraphTokenizer(nn.Module):
         """T', checking that every device is there, (B, T_d, C_d) and cut into the same number of windows."""
         missing = [n for n in self.devices if n not in signals]
         if missing:
-            raise ValueError(f"IMUGraphTokenizer: missing devices {missing}; got {sorted(signals)}")
+            raise ValueError(f"IMUGraphTokenizer: missing devices {missing}; got {sorted(signals)} (logs that name "
+                             "their devices otherwise: MediaDataset.imu_devices = {model device: log device})")
         counts, shapes = {}, {}
         for name in self.devices:
             shape, w, c = tuple(signals[name].shape), self.windows[name], self.channels[name]

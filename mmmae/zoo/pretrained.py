@@ -164,14 +164,31 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def load_weights(model: torch.nn.Module, path: Path, encoder_only: bool = False) -> None:
     """Load safetensors `path` into `model`, cast to its dtypes; every key must match, except the
-    pretraining-only ones an encoder-only file leaves out. A mismatch lists the keys."""
+    pretraining-only ones an encoder-only file leaves out. A mismatch lists the keys (and shapes)."""
     state = read_weights(path)
+    own = model.state_dict()
+    reshaped = {k: (tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
+                if k in own and v.shape != own[k].shape}
+    if reshaped:
+        shapes = ", ".join(f"{k} {stored} in the file, {built} in the model"
+                           for k, (stored, built) in sorted(reshaped.items()))
+        raise ValueError(f"{path} does not match the model its config builds: {shapes}; a binding that changes a "
+                         f"weight's shape cannot be overridden on pretrained weights{_imu_hint(reshaped)}")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if encoder_only:
         missing = [k for k in missing if not PRETRAINING_ONLY.search(k)]
     if missing or unexpected:
         raise ValueError(f"{path} does not match the model its config builds: missing keys {sorted(missing)}, "
-                         f"unexpected keys {sorted(unexpected)}")
+                         f"unexpected keys {sorted(unexpected)}{_imu_hint([*missing, *unexpected])}")
+
+
+def _imu_hint(keys) -> str:
+    """For keys of the IMU tokenizer: how to read logs whose devices or rates differ from the model's."""
+    if not any(k.startswith("modalities.imu.tokenizer.") for k in keys):
+        return ""
+    return ("; the IMU tokenizer's devices and rates are part of its weights: keep them, and read logs whose devices "
+            "are named otherwise or run at other rates with MediaDataset.imu_devices = {model device: log device} "
+            "(docs/data.md, IMU)")
 
 
 def from_pretrained(name_or_dir: str | Path, overrides: Sequence[str] = ()) -> MaskedAutoencoder:

@@ -1,6 +1,8 @@
-"""Tests for read_audio on real files written with PyAV: an mp4 with an aac sine, wavs, broken inputs."""
+"""Tests for read_audio on real files written with PyAV: an mp4 with an aac sine, wavs, webm and mkv
+(Opus, Vorbis), 5.1 tracks, broken inputs."""
 
 import fractions
+import pickle
 import wave
 
 import av
@@ -9,7 +11,7 @@ import pytest
 import torch
 
 from mmmae.data.audio_reader import read_audio
-from mmmae.data.media_errors import MediaError
+from mmmae.data.media_errors import MediaError, NoAudioTrack
 
 TONE = 110.0  # Hz: the offsets tested (0.25 s, 0.12 s) are not whole periods, so ignoring one shows in the phase
 LAG = 0.5 / 44100 + 2e-6  # s: a span is exact to within half a native (44.1 kHz) sample
@@ -177,12 +179,22 @@ def test_zero_length_audio_is_a_media_error(tmp_path):
     assert error.value.path == str(path)
 
 
-def test_mp4_without_audio_is_a_media_error(tmp_path):
+def test_a_file_without_audio_raises_no_audio_track(tmp_path):
     path = tmp_path / "silent.mp4"
     write_mp4(path, audio=False, seconds=0.4)
-    with pytest.raises(MediaError, match="no audio stream") as error:
-        read_audio(path, 0.0, 0.4)
-    assert error.value.path == str(path) and str(path) in str(error.value)
+    for source in (path, path.read_bytes()):
+        with pytest.raises(NoAudioTrack, match="no audio stream in the file") as error:
+            read_audio(source, 0.0, 0.4)
+        assert isinstance(error.value, MediaError)
+    assert error.value.path == "<bytes>"
+    crossed = pickle.loads(pickle.dumps(NoAudioTrack(str(path))))  # as it leaves a DataLoader worker
+    assert type(crossed) is NoAudioTrack and str(crossed) == f"{path}: no audio stream in the file"
+    webm = tmp_path / "silent.webm"
+    write_webm(webm, "libvpx", None, seconds=0.4)
+    with pytest.raises(NoAudioTrack):
+        read_audio(webm, 0.0, 0.4)
+    with pytest.raises(NoAudioTrack):
+        read_audio(webm, 0.0, 0.4, stream=1)
 
 
 def test_missing_truncated_and_bad_requests(mp4, tmp_path):
@@ -195,5 +207,94 @@ def test_missing_truncated_and_bad_requests(mp4, tmp_path):
     assert error.value.path == "<bytes>"
     with pytest.raises(MediaError, match="no audio stream 1"):
         read_audio(mp4, 0.0, 1.0, stream=1)
-    with pytest.raises(ValueError, match="empty span"):
+    with pytest.raises(MediaError, match=r"tone.mp4: empty span \[1, 1\) s: a clip of no duration has no audio"):
         read_audio(mp4, 1.0, 1.0)
+
+
+def write_webm(path, video_codec: str, audio_codec: str | None, seconds: float = 2.0, rate: int = 48000):
+    """A webm or mkv (by suffix): 32x32 video at 25 fps and, unless audio_codec is None, a stereo track
+    of 0.5 sin(2 pi TONE t) from t = 0."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(video_codec, rate=25)
+        video.width = video.height = 32
+        video.pix_fmt = "yuv420p"
+        # FFmpeg's own vorbis encoder is marked experimental
+        options = {"strict": "experimental"}
+        sound = out.add_stream(audio_codec, rate=rate, layout="stereo", options=options) if audio_codec else None
+        for i in range(round(seconds * 25)):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 4 * i, np.uint8), format="rgb24")))
+        out.mux(video.encode())
+        if sound is None:
+            return
+        samples = np.stack([0.5 * np.sin(2 * np.pi * TONE * np.arange(round(seconds * rate)) / rate)] * 2)
+        step = sound.codec_context.frame_size or 1024
+        for at in range(0, samples.shape[1], step):
+            frame = av.AudioFrame.from_ndarray(samples[:, at : at + step].astype(np.float32), format="fltp",
+                                               layout="stereo")
+            frame.sample_rate, frame.time_base, frame.pts = rate, fractions.Fraction(1, rate), at
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
+
+
+def tone_fit(wave: np.ndarray, start: float, rate: int = 16000) -> tuple[float, float]:
+    """Amplitude and lag (s) of the TONE in ``wave`` whose sample j is at start + j / rate (least squares)."""
+    t = start + np.arange(len(wave)) / rate
+    basis = np.stack([np.sin(2 * np.pi * TONE * t), np.cos(2 * np.pi * TONE * t)], axis=1)
+    sin_weight, cos_weight = np.linalg.lstsq(basis, wave, rcond=None)[0]
+    return float(np.hypot(sin_weight, cos_weight)), float(-np.arctan2(cos_weight, sin_weight) / (2 * np.pi * TONE))
+
+
+@pytest.mark.parametrize(
+    ("name", "video_codec", "audio_codec"),
+    [("opus.webm", "libvpx-vp9", "libopus"), ("vorbis.webm", "libvpx", "vorbis"), ("opus.mkv", "libx264", "libopus")],
+)
+def test_webm_and_mkv_tracks_read_at_their_time_and_level(tmp_path, name, video_codec, audio_codec):
+    write_webm(tmp_path / name, video_codec, audio_codec)
+    for start in (0.3, 1.2):  # from the start, and after a seek
+        amplitude, lag = tone_fit(read_audio(tmp_path / name, start, start + 0.5).numpy(), start)
+        assert amplitude == pytest.approx(0.5, rel=0.05)  # lossy codecs keep a pure tone's level within a few %
+        # Matroska stamps packets in whole ms: the codec delay and the first frame's time are each rounded
+        assert abs(lag) < 2 * 0.5e-3 + 0.5 / 48000
+
+
+SURROUND = (0.4, 0.4, 0.3, 0.9, 0.2, 0.2)  # amplitudes in 5.1 order: L, R, C, LFE, Ls, Rs
+SURROUND_HZ = (TONE, TONE, TONE, 50.0, 700.0, 700.0)  # the front tone, an LFE rumble, the surrounds' tone
+
+
+def write_surround(path, codec: str, layout: str, rate: int = 16000, seconds: float = 1.0) -> np.ndarray:
+    """A 5.1 track (float PCM, lossless) in a wav or mkv: channel c is SURROUND[c] sin(2 pi SURROUND_HZ[c] t).
+    Returns the channels (6, N) float32."""
+    t = np.arange(round(seconds * rate)) / rate
+    channels = np.stack([a * np.sin(2 * np.pi * hz * t) for a, hz in zip(SURROUND, SURROUND_HZ)]).astype(np.float32)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(channels, format="fltp", layout=layout)
+        frame.sample_rate, frame.time_base, frame.pts = rate, fractions.Fraction(1, rate), 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return channels
+
+
+@pytest.mark.parametrize(("name", "codec", "layout"), [("side.wav", "pcm_f32le", "5.1(side)"),
+                                                       ("back.mkv", "pcm_f32le", "5.1")])
+def test_5_1_is_downmixed_with_the_standard_coefficients_lfe_left_out(tmp_path, name, codec, layout):
+    left, right, centre, _, surround_left, surround_right = write_surround(tmp_path / name, codec, layout)
+    # ITU-R BS.775 stereo: Lo = L + C / sqrt 2 + Ls / sqrt 2 (LFE dropped); mono averages Lo and Ro, as for stereo
+    lo = left + centre / np.sqrt(2) + surround_left / np.sqrt(2)
+    ro = right + centre / np.sqrt(2) + surround_right / np.sqrt(2)
+    # float32 all the way: each output sample sums 6 weighted terms, each rounded a few times
+    weights = np.array([0.5, 0.5, 1 / np.sqrt(2), 0.0, 0.5 / np.sqrt(2), 0.5 / np.sqrt(2)])
+    atol = 8 * np.finfo(np.float32).eps * float(weights @ np.array(SURROUND))
+    wave = read_audio(tmp_path / name, 0.0, 1.0).numpy()  # native rate 16 kHz: no resampling
+    np.testing.assert_allclose(wave, (lo + ro) / 2, rtol=0, atol=atol)
+    front = SURROUND[0] + SURROUND[2] / np.sqrt(2)  # the front tone's level: not the mean over 6 channels
+    assert tone_fit(wave, 0.0)[0] == pytest.approx(front, abs=atol)
+
+
+def test_channels_are_picked_by_name_or_position(tmp_path):
+    channels = write_surround(tmp_path / "surround.wav", "pcm_f32le", "5.1(side)")
+    front = read_audio(tmp_path / "surround.wav", 0.0, 1.0, channels=["FL", "FR"]).numpy()
+    np.testing.assert_allclose(front, (channels[0] + channels[1]) / 2, rtol=0, atol=np.finfo(np.float32).eps)
+    np.testing.assert_array_equal(read_audio(tmp_path / "surround.wav", 0.0, 1.0, channels=[3]).numpy(), channels[3])
+    with pytest.raises(MediaError, match=r"no audio channels \['TC', 9\]: .*5.1\(side\) has channels 0..5 named"):
+        read_audio(tmp_path / "surround.wav", 0.0, 1.0, channels=["FL", "TC", 9])

@@ -74,8 +74,9 @@ def test_csv_and_npz_read_every_device_at_its_own_rate(csv_log, npz_log):
 def test_csv_channels_are_selected_and_ordered(csv_log):
     times, values = read_imu_log(csv_log, channels=["gz", "ax"])["wrist"]
     np.testing.assert_array_equal(values, devices()["wrist"][:, [2, 1]])
-    with pytest.raises(MediaError, match="no channels \\['mz'\\]"):
-        read_imu_log(csv_log, channels=["ax", "mz"])
+    message = "devices \\['wrist', 'ankle'\\] have 2 channels \\['ax', 'gz'\\], not the 3 configured .*lacks \\['mz'\\]"
+    with pytest.raises(MediaError, match=message):
+        read_imu_log(csv_log, channels=["ax", "gz", "mz"])
 
 
 def test_resample_is_exact_linear_interpolation(csv_log):
@@ -115,19 +116,55 @@ def test_missing_device_is_a_media_error(csv_log):
     assert error.value.path == str(csv_log) and str(csv_log) in str(error.value)
 
 
-def test_gap_inside_the_span_is_a_media_error_outside_it_is_not(tmp_path):
+def test_a_gap_anywhere_fails_the_whole_log_on_read(tmp_path):
     tables = devices()
     tables["wrist"] = np.delete(tables["wrist"], np.arange(9, 16), axis=0)  # 0.5625 .. 0.9375 s gone
-    log = read_imu_log(write_csv(tmp_path / "gap.csv", csv_lines(tables)))
-    with pytest.raises(MediaError, match="'wrist': gap of 0.5 s from 0.5 to 1 s") as error:
-        resample_imu(log, 0.25, 0.75, {"wrist": 16.0}, path="gap.csv")
-    assert error.value.path == "gap.csv"
-    with pytest.raises(MediaError, match="gap"):  # the gap only touches the span's last instants
-        resample_imu(log, 0.0, 0.5 + 1 / 64, {"wrist": 16.0})
-    assert resample_imu(log, 1.0, 2.0, {"wrist": 16.0})["wrist"].shape == (16, 2)  # after the gap
-    assert resample_imu(log, 0.0, 0.5, {"wrist": 16.0})["wrist"].shape == (8, 2)  # ends where the gap starts
-    bridged = resample_imu(log, 0.5, 1.0, {"wrist": 4.0}, max_gap=0.6)["wrist"]  # t = 0.5, 0.75
+    lines = csv_lines(tables)
+    path = write_csv(tmp_path / "gap.csv", lines)
+    number = line_of(lines, "1.0,wrist")
+    message = f"'wrist': gap of 0.5 s from 0.5 to 1 s at line {number} \\(more than 2.5 times its sampling period"
+    with pytest.raises(MediaError, match=message) as error:
+        read_imu_log(path)  # whatever span is asked for later: the log is unusable
+    assert error.value.path == str(path)
+    bridged = resample_imu(read_imu_log(path, max_gap=0.6), 0.5, 1.0, {"wrist": 4.0})["wrist"]  # t = 0.5, 0.75
     torch.testing.assert_close(bridged[:, 0], torch.tensor([64.0, (64.0 + 256.0) / 2]), rtol=0, atol=0)
+    with pytest.raises(MediaError, match="more than max_gap 0.4 s"):
+        read_imu_log(path, max_gap=0.4)
+
+
+def logger_csv(path, rates: dict[str, float], seconds: float, decimals: int, lost: dict[str, range] | None = None):
+    """A CSV as a logger writes it: device d's clock t += 1 / rate accumulated in float, printed with
+    ``decimals`` decimals; the samples at positions lost[d] are missing. Returns the path."""
+    lines = []
+    for device, rate in rates.items():
+        t, skip = 0.0, (lost or {}).get(device, range(0))
+        for i in range(int(seconds * rate) + 1):
+            if i not in skip:
+                lines.append((round(t, decimals), f"{t:.{decimals}f},{device},{i},{-i}"))
+            t += 1 / rate
+    lines.sort(key=lambda line: line[0])
+    return write_csv(path, ["timestamp,device," + ",".join(CHANNELS)] + [text for _, text in lines])
+
+
+@pytest.mark.parametrize("decimals", [1, 3, 6])
+def test_logs_at_1_10_50_and_200_hz_pass_and_a_real_gap_is_caught(tmp_path, decimals):
+    rates = {"slow": 1.0, "ten": 10.0, "fifty": 50.0, "fast": 200.0}
+    if decimals == 1:  # 0.1 s resolution: only the 1 and 10 Hz devices can be written so
+        rates = {"slow": 1.0, "ten": 10.0}
+    log = read_imu_log(logger_csv(tmp_path / "log.csv", rates, 20.0, decimals))
+    assert {device: len(log[device][0]) for device in rates} == {d: int(20 * r) + 1 for d, r in rates.items()}
+    out = resample_imu(log, 8.2, 10.2, rates)  # 8.3 - 8.2 = 0.10000000000000142 in float: one 10 Hz period
+    assert {device: tuple(values.shape) for device, values in out.items()} == {d: (2 * r, 2) for d, r in rates.items()}
+    ten = logger_csv(tmp_path / "ten.csv", {"ten": 10.0}, 20.0, decimals)
+    assert read_imu_log(ten, max_gap=0.1)  # an explicit max_gap of one 10 Hz period: float steps of 0.1 + 1 ulp pass
+    for device, rate in rates.items():  # 3 samples lost in a row from t = 5 s: an interval of 4 periods
+        k = round(5 * rate)
+        path = logger_csv(tmp_path / f"{device}.csv", rates, 20.0, decimals, {device: range(k, k + 3)})
+        with pytest.raises(MediaError, match=f"'{device}': gap of {4 / rate:g} s from {(k - 1) / rate:g} to "):
+            read_imu_log(path)
+        assert read_imu_log(path, max_gap=4.5)  # the override, over every device's gap, allows it
+        one_lost = logger_csv(tmp_path / "one.csv", rates, 20.0, decimals, {device: range(k, k + 1)})
+        assert read_imu_log(one_lost)  # a single lost sample (2 periods) is no gap
 
 
 def replace_line(lines: list[str], prefix: str, new: str) -> tuple[list[str], int]:
@@ -180,7 +217,7 @@ def test_malformed_logs_are_media_errors(tmp_path, npz_log):
     np.savez(tmp_path / "empty.npz", wrist=devices()["wrist"], ankle=np.zeros((0, 3)))
     with pytest.raises(MediaError, match="'ankle' has no samples"):
         read_imu_log(tmp_path / "empty.npz")
-    with pytest.raises(MediaError, match="'wrist' has 2 channels, not the 3 named"):
+    with pytest.raises(MediaError, match="'wrist' has 2 channels, not the 3 configured \\['ax', 'ay', 'az'\\]"):
         read_imu_log(npz_log, channels=["ax", "ay", "az"])
     with pytest.raises(MediaError, match="header must be"):
         read_imu_log(write_csv(tmp_path / "header.csv", ["time,device,ax", "0.0,wrist,1.0"]))
@@ -192,3 +229,17 @@ def test_malformed_logs_are_media_errors(tmp_path, npz_log):
     with pytest.raises(MediaError, match="not an NPZ") as error:
         read_imu_log(npz_log.read_bytes()[:100])
     assert error.value.path == "<bytes>"
+
+
+def test_unreadable_paths_empty_files_and_empty_spans_say_so_in_words(tmp_path, csv_log):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "folder.csv").mkdir()
+    for path, reason in [("empty.csv", "empty file"), ("folder.csv", "cannot read IMU log: Is a directory"),
+                         ("absent.csv", "cannot read IMU log: No such file or directory")]:
+        with pytest.raises(MediaError) as error:
+            read_imu_log(tmp_path / path)
+        assert str(error.value) == f"{tmp_path / path}: {reason}"  # no errno, the path named once
+    with pytest.raises(MediaError, match=r"imu.csv: empty span \[0.5, 0.5\) s"):
+        resample_imu(read_imu_log(csv_log), 0.5, 0.5, {"wrist": 16.0}, path=str(csv_log))
+    with pytest.raises(ValueError, match="max_gap must be a positive number of seconds"):
+        read_imu_log(csv_log, max_gap=0.0)

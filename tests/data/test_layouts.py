@@ -9,8 +9,10 @@ import pytest
 
 from mmmae.data.layouts import (
     COLUMNS,
+    LayoutError,
     class_folder,
     kinetics_csv,
+    layout_problems,
     manifest,
     missing_files,
     ssv2_json,
@@ -73,8 +75,26 @@ def test_class_folder_bad_split_line(tmp_path):
     split = write(tmp_path / "trainlist01.txt", "Archery/a.avi 1\nArchery a.avi\n")
     with pytest.raises(ValueError, match=r"trainlist01\.txt:2:"):
         class_folder(tmp_path / "ucf", split_file=split)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(LayoutError, match=r"class_folder\.root .*nowhere is not a directory"):
         class_folder(tmp_path / "nowhere")
+
+
+def test_class_folder_unreadable_captions_leave_the_clip_without_one_and_are_reported(tmp_path, caplog):
+    for name in ("A/latin.mp4", "A/ok.mp4", "B/shelf.mp4"):
+        touch(tmp_path / name)
+    (tmp_path / "A/latin.txt").write_bytes("un caf\xe9".encode("latin-1"))
+    write(tmp_path / "A/ok.txt", "\ufefffine\n")  # a BOM is not part of the caption
+    (tmp_path / "B/shelf.txt").mkdir()
+    with layout_problems() as problems:
+        data = class_folder(tmp_path)
+    assert list(data["caption"]) == [None, "fine", None]
+    assert [(p["row"], p["column"], p["path"]) for p in problems] == [
+        (0, "caption", str(tmp_path / "A/latin.txt")), (2, "caption", str(tmp_path / "B/shelf.txt"))]
+    assert problems[0]["reason"] == "not UTF-8 text (byte 0xe9 at offset 6); save the file as UTF-8"
+    assert "directory" in problems[1]["reason"].lower()
+    warned = [r.getMessage() for r in caplog.records if r.name == "mmmae.data.layouts"]
+    assert len(warned) == 2 and all("used without a caption" in m for m in warned)
+    assert str(tmp_path / "A/latin.txt") in warned[0]
 
 
 KINETICS = """label,youtube_id,time_start,time_end,split
@@ -224,6 +244,40 @@ def test_manifest_label_outside_classes(tmp_path):
         manifest(path, classes=["cat", "dog"])
     with pytest.raises(ValueError, match="must be .csv or .jsonl"):
         manifest(write(tmp_path / "m.txt", "a.mp4\n"))
+
+
+@pytest.mark.parametrize(("name", "text", "where"), [
+    ("m.jsonl", '{"video": "a.mp4", "label": "cat"}\n{"video": "b.mp4", "label": [1, 2]}\n',
+     r"m\.jsonl:2: label \[1, 2\] is not one class"),
+    ("m.csv", 'video,label\na.mp4,cat\nb.mp4,"[1, 2]"\n', r"m\.csv:3: label '\[1, 2\]' is not one class"),
+    ("m.jsonl", '{"video": "a.mp4", "label": {"cat": 1}}\n', r"m\.jsonl:1: label \{'cat': 1\} is not one class"),
+    ("m.jsonl", '{"video": "a.mp4", "label": true}\n', r"m\.jsonl:1: label True is not one class"),
+    ("m.jsonl", '{"video": "a.mp4", "label": 1.5}\n', r"m\.jsonl:1: label 1.5 is not one class"),
+    ("m.jsonl", '{"video": "a.mp4", "caption": ["a", "b"]}\n', r"m\.jsonl:1: caption \['a', 'b'\] must be one"),
+], ids=["json_list", "csv_list", "object", "bool", "fraction", "caption_list"])
+def test_manifest_label_must_be_one_class(tmp_path, name, text, where):
+    with pytest.raises(LayoutError, match=where):
+        manifest(write(tmp_path / name, text))
+
+
+def test_manifest_whole_number_labels_are_class_indices(tmp_path):
+    data = manifest(write(tmp_path / "m.jsonl", '{"video": "a.mp4", "label": 2.0}\n{"video": "b.mp4", "label": 0}\n'))
+    assert list(data["label"]) == [2, 0] and data.features["label"].num_classes == 3
+
+
+def test_layout_files_that_cannot_be_read_as_text_name_the_file_and_line(tmp_path):
+    latin = tmp_path / "m.csv"
+    latin.write_bytes("video,caption\na.mp4,ok\nb.mp4,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(LayoutError, match=r"m\.csv:3: not UTF-8 text \(byte 0xe9 at offset 32\)"):
+        manifest(latin)
+    (tmp_path / "list.txt").write_bytes(b"a.mp4 0\n\xff.mp4 1\n")
+    with pytest.raises(LayoutError, match=r"list\.txt:2: not UTF-8 text"):
+        videomae_list(tmp_path / "list.txt")
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(LayoutError, match=r"dir\.jsonl: cannot read: Is a directory"):
+        manifest(tmp_path / "dir.jsonl")
+    with pytest.raises(LayoutError, match=r"gone\.jsonl: cannot read: No such file"):
+        manifest(tmp_path / "gone.jsonl")
 
 
 @gin.configurable("layouts_test_consumer")

@@ -1,6 +1,7 @@
 import json
 import logging
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,8 @@ from mmmae.data.media_dataset import MediaDataset
 from mmmae.data.media_errors import MediaError
 from mmmae.data.moving_digits import MovingDigits
 from mmmae.data.render_imu import DEFAULT_IMU_RATES
-from mmmae.data.synthetic_media import write_moving_digits_folder
+from mmmae.data.imu_reader import read_imu_log, resample_imu
+from mmmae.data.synthetic_media import write_moving_digits_folder, write_mp4
 from mmmae.data.transforms import HorizontalFlip, VideoTransform
 
 FRAMES, SIZE, CLIPS = 16, 32, 4
@@ -91,13 +93,46 @@ def bad_manifest(folder, tmp_path):
     return path
 
 
-def test_unreadable_samples_are_skipped_counted_and_logged(folder, tmp_path, caplog):
-    data = MediaDataset(manifest(bad_manifest(folder, tmp_path)), sampling=DenseSampling(frames=4, stride=2))
+def test_evaluation_leaves_unreadable_rows_out_and_counts_them(folder, tmp_path, caplog):
+    data = MediaDataset(manifest(bad_manifest(folder, tmp_path)), sampling=DenseSampling(frames=4, stride=2),
+                        train=False)
     with caplog.at_level(logging.WARNING):
-        sample = data[0]
-    assert int(sample["bad_samples"]) == 2 and int(sample["index"]) == 2  # the first readable row
+        samples = [data[index] for index in range(len(data))]
+    assert samples[0] is None and samples[1] is None
     assert "missing.mp4" in caplog.text and "truncated.mp4" in caplog.text
-    assert int(data[1]["bad_samples"]) == 1 and int(data[2]["bad_samples"]) == 0
+    batch = data.collate(samples[:3])
+    assert batch["index"].tolist() == [2] and int(batch["left_out"]) == 2 and batch["left_out"].dtype == torch.int64
+    assert set(data.collate(samples[:2])) == {"left_out"} and int(data.collate(samples[:2])["left_out"]) == 2
+    batches = [data.collate(samples[i:i + 2]) for i in range(0, len(samples), 2)]
+    seen = [i for b in batches for i in b.get("index", torch.zeros(0)).tolist()]
+    assert seen == list(range(2, len(data))) and sum(int(b["left_out"]) for b in batches) == 2  # no duplicates
+
+
+def test_training_counts_each_unreadable_row_once_and_gives_no_row_more_weight(folder, tmp_path, caplog):
+    """29 unreadable rows among 16 readable ones, batches of 8: each epoch counts 29, and the
+    rows standing in for them are drawn uniformly (the next readable row used to take them all)."""
+    good = sorted(folder.glob("*/*.mp4"))
+    rows = [{"video": str(tmp_path / f"missing_{i}.mp4")} for i in range(29)]
+    rows += [{"video": str(good[i % len(good)])} for i in range(16)]
+    path = tmp_path / "manifest.csv"
+    path.write_text("video\n" + "".join(f"{row['video']}\n" for row in rows))
+    data = MediaDataset(manifest(path), sampling=DenseSampling(frames=2, stride=1))
+    loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True, collate_fn=data.collate,
+                                         generator=torch.Generator().manual_seed(0))
+    epochs, counts = 8, np.zeros(len(rows), np.int64)
+    for epoch in range(epochs):
+        data.set_epoch(epoch)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            batches = list(loader)
+        assert sum(int(batch["bad_samples"].sum()) for batch in batches) == 29
+        assert caplog.text.count("missing_") == 29  # each unreadable row logged once, drawn-over ones not again
+        np.add.at(counts, torch.cat([batch["index"] for batch in batches]).numpy(), 1)
+    assert counts[:29].sum() == 0
+    # each readable row: once an epoch, plus its share of 29 uniform draws among 16 (binomial)
+    draws, p = 29 * epochs, 1 / 16
+    mean, sd = epochs + draws * p, np.sqrt(draws * p * (1 - p))
+    assert np.abs(counts[29:] - mean).max() < 5 * sd, counts[29:]
 
 
 def test_on_error_fail_raises_naming_the_file(folder, tmp_path):
@@ -134,5 +169,112 @@ def test_a_flip_mirrors_the_named_imu_channels(folder):
 def test_bad_settings_name_the_binding():
     with pytest.raises(ValueError, match="MediaDataset.on_error"):
         MediaDataset([], on_error="ignore")
+    with pytest.raises(ValueError, match="MediaDataset.seed"):
+        MediaDataset([], seed=-1)
     with pytest.raises(ValueError, match="MediaDataset.imu_rates"):
         MediaDataset([], modalities=("video", "imu"))
+
+
+def test_a_clip_without_an_audio_track_keeps_its_audio_absent(folder, tmp_path):
+    silent = tmp_path / "silent" / "one" / "clip.mp4"
+    silent.parent.mkdir(parents=True)
+    write_mp4(silent, MovingDigits(num_samples=1, frames=FRAMES, size=SIZE)[0]["video"].numpy(), 8)
+    kwargs = dict(modalities=("video", "audio"), sampling=DenseSampling(frames=4, stride=2), train=False)
+    sample = MediaDataset(class_folder(silent.parents[1], audio_in_video=True), **kwargs)[0]
+    assert not sample["audio_present"] and sample["audio"].shape == (14000,) and not sample["audio"].any()
+    separate = MediaDataset(table([{"video": str(sorted(folder.glob("*/*.mp4"))[0]), "audio": str(silent)}]), **kwargs)
+    with pytest.raises(MediaError, match="clip.mp4"):  # a separate audio file without audio stays an error
+        separate.read(separate.rows[0], 0)
+
+
+def table(rows):
+    return datasets.Dataset.from_list(rows)
+
+
+def write_fps_folder(root, fps):
+    """Two clips of 16 frames at ``fps`` (audio in the mp4, an IMU CSV each)."""
+    write_moving_digits_folder(root, 2, frames=FRAMES, size=SIZE, fps=fps)
+    return [str(path) for path in sorted(root.glob("*/*.mp4"))]
+
+
+def test_a_clip_of_another_frame_rate_is_an_error_naming_the_file_and_the_fix(tmp_path):
+    rows = [{"video": v, "audio": v, "imu": v[:-4] + ".csv"} for v in write_fps_folder(tmp_path / "at8", 8)]
+    odd = write_fps_folder(tmp_path / "at32", 32)[0]
+    rows.append({"video": odd, "audio": odd, "imu": odd[:-4] + ".csv"})
+    kwargs = dict(modalities=("video", "audio", "imu"), sampling=DenseSampling(frames=4, stride=2, mode="center"),
+                  imu_rates=dict(DEFAULT_IMU_RATES))
+    rows = table(rows)
+    data = MediaDataset(rows, **kwargs)
+    data.read(rows[1], 1)
+    with pytest.raises(MediaError, match=r"audio has shape \(3500,\), the dataset's samples \(14000,\)") as error:
+        data.read(rows[2], 2)
+    assert error.value.path == odd and "MediaDataset.span_seconds" in error.value.reason
+    fixed = MediaDataset(rows, span_seconds=0.25, **kwargs)
+    samples = [fixed.read(row, index)[0] for index, row in enumerate(rows)]
+    assert fixed.collate(samples)["audio"].shape == (3, 4000)
+
+
+def test_a_clip_of_another_frame_size_is_an_error_naming_the_file(folder, tmp_path):
+    small = tmp_path / "small.mp4"
+    write_mp4(small, MovingDigits(num_samples=1, frames=FRAMES, size=16)[0]["video"].numpy(), 8)
+    rows = table([{"video": str(sorted(folder.glob("*/*.mp4"))[0])}, {"video": str(small)}])
+    data = MediaDataset(rows, sampling=DenseSampling(frames=4, stride=2))
+    with pytest.raises(MediaError, match="crop") as error:
+        data.read(rows[1], 1)
+    assert error.value.path == str(small)
+
+
+def imu_rows(folder):
+    return table([{"imu": str(path)} for path in sorted(folder.glob("*/*.csv"))])
+
+
+def test_imu_only_clips_start_at_random_in_training_and_centred_in_evaluation(folder):
+    kwargs = dict(modalities=("imu",), span_seconds=0.5, imu_rates=dict(DEFAULT_IMU_RATES))
+    train, test = MediaDataset(imu_rows(folder), **kwargs), MediaDataset(imu_rows(folder), train=False, **kwargs)
+    log = read_imu_log(train.rows[0]["imu"])
+    end = min(times[-1] for times, _ in log.values())  # every device's log starts at 0
+    centred = resample_imu(log, (end - 0.5) / 2, (end + 0.5) / 2, DEFAULT_IMU_RATES)
+    for _ in range(2):
+        assert all(torch.equal(test[0]["imu"][name], centred[name]) for name in DEFAULT_IMU_RATES)
+    crops = set()
+    for epoch in range(6):  # any crop must lie inside the log: resample_imu raises otherwise
+        train.set_epoch(epoch)
+        crops.add(tuple(train[0]["imu"]["center"][:, 0].tolist()))
+    assert len(crops) > 1  # a new crop each epoch
+
+
+def test_training_clips_follow_seed_epoch_and_index_not_the_global_rng(folder):
+    def dataset():
+        return MediaDataset(manifest(folder / "manifest.jsonl"), sampling=DenseSampling(frames=4, stride=2),
+                            transform=VideoTransform([HorizontalFlip()]))
+
+    first, second = dataset(), dataset()
+    torch.manual_seed(0)
+    clip = first[1]["video"]
+    torch.manual_seed(1)
+    assert torch.equal(second[1]["video"], clip)  # the same (seed, epoch, index): the same clip
+    clips = set()
+    for epoch in range(4):
+        first.set_epoch(epoch)
+        clips.add(tuple(first[1]["video"].mean(dim=(0, 2, 3)).tolist()))
+    assert len(clips) > 1  # each epoch a new clip of the video
+    loader = torch.utils.data.DataLoader(first, batch_size=2, num_workers=1, persistent_workers=True,
+                                         collate_fn=first.collate)
+    for epoch in (5, 6):  # the persistent worker sees every set_epoch
+        first.set_epoch(epoch)
+        batch = next(iter(loader))
+        assert torch.equal(batch["video"], torch.stack([first[0]["video"], first[1]["video"]]))
+
+
+def test_audio_channels_pick_channels_of_a_surround_track(folder, tmp_path):
+    from tests.data.test_audio_reader import SURROUND, peak_hz, write_surround
+
+    write_surround(tmp_path / "surround.wav", "pcm_f32le", "5.1(side)", seconds=3.0)
+    video = str(sorted(folder.glob("*/*.mp4"))[0])
+    rows = table([{"video": video, "audio": str(tmp_path / "surround.wav")}])
+    kwargs = dict(modalities=("video", "audio"), sampling=DenseSampling(frames=4, stride=2, mode="center"), train=False)
+    lfe = MediaDataset(rows, audio_channels=["LFE"], **kwargs)[0]["audio"].numpy()
+    downmix = MediaDataset(rows, **kwargs)[0]["audio"].numpy()
+    assert peak_hz(lfe) == pytest.approx(50.0, abs=1.0)  # the LFE rumble alone
+    assert np.abs(lfe).max() == pytest.approx(SURROUND[3], rel=1e-3)
+    assert peak_hz(downmix) != pytest.approx(50.0, abs=1.0)  # the downmix leaves the LFE out

@@ -1,6 +1,9 @@
 import json
 
 import pytest
+import torch
+
+import mmmae.train
 
 from mmmae.config import parse_config
 from mmmae.data.clip_sampling import DenseSampling
@@ -9,7 +12,7 @@ from mmmae.data.shards import stream_shards, write_shards
 from mmmae.data.streaming import StreamingMediaDataset
 from mmmae.data.synthetic_media import write_demo_media
 from mmmae.train import pretrain
-from tests.test_train import MICRO_OVERRIDES
+from tests.test_train import MICRO_OVERRIDES, Interrupted, losses, weights
 
 
 @pytest.fixture(scope="module")
@@ -22,30 +25,76 @@ def media(tmp_path_factory):
     return root, shards
 
 
-def stream(shards, frames=4, stride=2, **kwargs) -> StreamingMediaDataset:
-    return StreamingMediaDataset(lambda: stream_shards(shards), samples_per_epoch=7, modalities=("video", "audio"),
-                                 sampling=DenseSampling(frames=frames, stride=stride), **kwargs)
+def stream(shards, frames=4, stride=2, samples_per_epoch=7, **kwargs) -> StreamingMediaDataset:
+    return StreamingMediaDataset(lambda: stream_shards(shards), samples_per_epoch=samples_per_epoch,
+                                 modalities=("video", "audio"), sampling=DenseSampling(frames=frames, stride=stride),
+                                 **kwargs)
 
 
-def test_a_pass_yields_every_readable_row_once_and_counts_the_unreadable(media, caplog):
+def test_an_evaluation_pass_yields_every_readable_row_once_and_leaves_the_unreadable_out(media, caplog):
     _, shards = media
     assert len(shards) == 3
+    data = stream(shards, train=False)
     with caplog.at_level("WARNING"):
-        samples = list(stream(shards, train=False))
+        samples = list(data)
     assert f"{shards[1]}#000000003" in caplog.text  # the truncated clip, row 3: named by shard and key
-    assert len(samples) == 7 and sum(int(s["bad_samples"]) for s in samples) == 1
-    assert samples[0]["video"].shape == (3, 4, 16, 16) and samples[0]["audio"].shape == (14000,)
-    labels = sorted(int(s["label"]) for s in samples)
-    assert len(labels) == 7 and all(0 <= label < 10 for label in labels)
+    assert len(samples) == 8 and samples[3] is None
+    batch = data.collate(samples)
+    assert int(batch["left_out"]) == 1 and batch["video"].shape == (7, 3, 4, 16, 16)
+    assert batch["audio"].shape == (7, 14000) and batch["index"].tolist() == [0, 1, 2, 4, 5, 6, 7]
 
 
-def test_each_pass_is_a_new_shuffle(media):
+def test_a_training_pass_is_samples_per_epoch_long_and_counts_each_unreadable_row(media):
     _, shards = media
     data = stream(shards, frames=16, stride=1, shuffle_buffer=8)  # the whole clip: its audio identifies the row
-    first, second = ([float(s["audio"].abs().sum()) for s in data] for _ in range(2))
+    samples = list(data)
+    assert len(samples) == 7 and sum(int(s["bad_samples"]) for s in samples) == 1
+    assert len({float(s["audio"].abs().sum()) for s in samples}) == 7  # every readable row once
+    longer = list(stream(shards, samples_per_epoch=10))  # runs out: reads the stream again, newly shuffled
+    assert len(longer) == 10
+
+
+def test_each_epoch_is_a_new_shuffle_and_the_same_every_time(media):
+    _, shards = media
+    data = stream(shards, frames=16, stride=1, shuffle_buffer=8)
+
+    def audio_sums(epoch):
+        data.set_epoch(epoch)
+        return [float(s["audio"].abs().sum()) for s in data]
+
+    first, second = audio_sums(0), audio_sums(1)
     assert sorted(first) == pytest.approx(sorted(second), rel=1e-6) and first != second
-    data.set_epoch(0)
-    assert [float(s["audio"].abs().sum()) for s in data] == pytest.approx(first, rel=1e-6)  # epoch 0's order again
+    assert audio_sums(0) == first  # bitwise: the same shuffle and clips
+
+
+def test_pretrain_on_shards_resumes_mid_epoch_bitwise(media, tmp_path, monkeypatch):
+    root, _ = media
+    bindings = [f"MEDIA_TRAIN = '{root / 'train'}'", f"MEDIA_TEST = '{root / 'test'}'",
+                f"MEDIA_SHARDS = '{root / 'shards'}'", "SHARD_SAMPLES = 16", "FRAMES = 8", "STRIDE = 1",
+                "FRAME_SIZE = 16", "pretrain.num_workers = 2", "pretrain.steps = 6", "pretrain.save_every = 3",
+                "pretrain.log_every = 1"]  # 2 workers x 8 samples = 4 steps an epoch of batch 4
+
+    def shard_train(run_dir, resume=False):
+        parse_config(["recipes/quickstart_media.gin", "data/media_shards.gin", str(MICRO_OVERRIDES)], bindings)
+        pretrain(output_dir=str(run_dir), resume=resume)
+
+    shard_train(tmp_path / "whole")
+    original = mmmae.train.log_metrics
+
+    def interrupt_at_step_5(accelerator, run_dir, step, *args):
+        record = original(accelerator, run_dir, step, *args)
+        if step == 5:
+            raise Interrupted
+        return record
+
+    monkeypatch.setattr(mmmae.train, "log_metrics", interrupt_at_step_5)
+    with pytest.raises(Interrupted):
+        shard_train(tmp_path / "resumed")
+    monkeypatch.setattr(mmmae.train, "log_metrics", original)
+    shard_train(tmp_path / "resumed", resume=True)  # from step 3: mid-epoch 0
+    expected, resumed = weights(tmp_path / "whole"), weights(tmp_path / "resumed")
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+    assert losses(tmp_path / "resumed") == losses(tmp_path / "whole")
 
 
 def test_pretrain_streams_shards_with_loader_workers(media, tmp_path):

@@ -1,6 +1,7 @@
 """Video reading from real mp4 files written with PyAV: timestamps, clips by time, seeking, bad files."""
 
 import importlib.util
+import re
 from fractions import Fraction
 from types import SimpleNamespace
 
@@ -229,6 +230,60 @@ def test_truncated_file_raises_media_error_naming_it(tmp_path, faststart):
         assert error.value.path == str(cut) and str(cut) in str(error.value)
     with pytest.raises(MediaError, match="^<bytes>: "):
         frame_timestamps(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("suffix", "video_codec", "audio_codec"),
+    [("webm", "libvpx-vp9", "libopus"), ("webm", "libvpx", "vorbis"), ("mkv", "libx264", "aac"),
+     ("mp4", "libx264", "aac")],
+)
+def test_a_truncated_file_says_how_much_of_its_stated_duration_is_left(tmp_path, suffix, video_codec, audio_codec):
+    path = tmp_path / f"whole.{suffix}"
+    write_av(path, video_codec, audio_codec, frames=50, options={"movflags": "faststart"} if suffix == "mp4" else {})
+    assert len(frame_timestamps(path)) == 50  # whole: its packets reach the 2 s it states
+    data = path.read_bytes()
+    media = data.find(b"mdat") if suffix == "mp4" else 0  # cut the mp4's frames, not its index (moov, first)
+    for keep in (0.5, 0.8):
+        cut = tmp_path / f"cut_{keep}.{suffix}"
+        cut.write_bytes(data[: media + round((len(data) - media) * keep)])
+        for call in (frame_timestamps, probe_video, lambda source: read_frames(source, DenseSampling(4, 2), None)):
+            with pytest.raises(MediaError) as error:
+                call(cut)
+            match = re.fullmatch(r"truncated at (\d+\.\d\d) of (2\.0\d) seconds", error.value.reason)
+            assert match and 0 < float(match[1]) < 1.9, error.value.reason
+            assert error.value.path == str(cut)
+
+
+def write_av(path, video_codec: str, audio_codec: str, frames: int, options: dict) -> None:
+    """numbered 32x32 frames at 25 fps and as long a stereo track of silence, in the container the suffix says."""
+    with av.open(str(path), "w", options=options) as container:
+        video = container.add_stream(video_codec, rate=25, options={"g": "8", "threads": "1"})
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        # FFmpeg's own vorbis encoder is marked experimental
+        audio = container.add_stream(audio_codec, rate=48000, layout="stereo", options={"strict": "experimental"})
+        for index in range(frames):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(numbered_image(index), format="rgb24")))
+        container.mux(video.encode())
+        silence = av.AudioFrame.from_ndarray(np.zeros((2, frames * 48000 // 25), np.float32), format="fltp",
+                                             layout="stereo")
+        silence.sample_rate, silence.time_base, silence.pts = 48000, Fraction(1, 48000), 0
+        container.mux(audio.encode(silence))
+        container.mux(audio.encode())
+
+
+def test_a_single_frame_and_a_still_image_are_no_video(tmp_path):
+    write_video(tmp_path / "one.mp4", frames=1)
+    image = av.VideoFrame.from_ndarray(numbered_image(3), format="rgb24")
+    with av.open(str(tmp_path / "photo.mp4"), "w", format="image2pipe") as container:  # a PNG named .mp4
+        stream = container.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "rgb24"
+        container.mux(stream.encode(image))
+        container.mux(stream.encode())
+    for call in (frame_timestamps, probe_video, lambda source: read_frames(source, DenseSampling(4, 2), None)):
+        with pytest.raises(MediaError, match="one.mp4: the video has a single frame; a clip needs 2 or more"):
+            call(tmp_path / "one.mp4")
+        with pytest.raises(MediaError, match="photo.mp4: a still image \\(png\\), not a video"):
+            call(tmp_path / "photo.mp4")
 
 
 def test_audio_only_and_missing_files_raise_media_error(tmp_path):

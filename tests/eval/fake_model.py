@@ -22,10 +22,18 @@ class FakeModality(nn.Module):
         return Tokens(embed=x, target=None, grid=(x.shape[1],), valid=valid)
 
 
+class FakeEncoder(nn.Module):
+    """Pools as Encoder.pool without a pool_norm: the mean over valid tokens."""
+
+    def pool(self, encoded: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        return mean_tokens(encoded, valid)
+
+
 class FakeModel(nn.Module):
     def __init__(self, modalities: dict[str, FakeModality], objectives=()):
         super().__init__()
         self.modalities = nn.ModuleDict(modalities)
+        self.encoder = FakeEncoder()
         self.objectives = nn.ModuleList([o for o in objectives if isinstance(o, nn.Module)])
         self.losses = list(objectives)
         self.scale = nn.Parameter(torch.ones(()))

@@ -6,6 +6,7 @@ import torch
 from mmmae.eval.attentive_probe import AttentivePooler, AttentiveProbe, encoded_tokens
 from mmmae.eval.linear_probe import LinearProbe
 from tests.eval.fake_model import FakeModality, FakeModel
+from tests.eval.flaky import FlakyDataset
 
 
 def test_pooler_never_attends_to_padding():
@@ -52,10 +53,28 @@ def test_learns_a_task_mean_pooling_cannot_separate():
 def test_tokens_of_shorter_batches_are_padded_and_absent_samples_counted():
     samples = [{"text": torch.ones(3 if i < 2 else 5, 2) * (i + 1), "text_present": i != 1, "label": i}
                for i in range(4)]
-    tokens, valid, labels, absent = encoded_tokens(FakeModel({"text": FakeModality()}), samples, "text", "label", 2)
-    assert tokens.shape == (3, 5, 2) and absent == 1 and labels.tolist() == [0, 2, 3]
+    tokens, valid, labels, absent, left_out = encoded_tokens(FakeModel({"text": FakeModality()}), samples, "text",
+                                                             "label", 2)
+    assert tokens.shape == (3, 5, 2) and absent == 1 and left_out == 0 and labels.tolist() == [0, 2, 3]
     assert valid.tolist() == [[True] * 3 + [False] * 2, [True] * 5, [True] * 5]
     assert torch.equal(tokens[0, :3], torch.ones(3, 2)) and torch.equal(tokens[0, 3:], torch.zeros(2, 2))
+
+
+def test_unreadable_samples_are_left_out_once_and_counted():
+    samples = [{"text": torch.ones(3 if i < 4 else 5, 2) * (i + 1), "label": i} for i in range(6)]
+    tokens, valid, labels, absent, left_out = encoded_tokens(
+        FakeModel({"text": FakeModality()}), FlakyDataset(samples, unreadable={1, 2, 3, 5}), "text", "label", 2)
+    assert labels.tolist() == [0, 4] and (absent, left_out) == (0, 4)
+    assert torch.equal(tokens[:, 0, 0], torch.tensor([1.0, 5.0])) and valid.tolist() == [[True] * 3 + [False] * 2,
+                                                                                          [True] * 5]
+    train = FlakyDataset(which_token_samples(24, seed=0), unreadable={0, 5, 6, 7, 23})
+    test = FlakyDataset(which_token_samples(12, seed=1), unreadable={2})
+    model = FakeModel({"video": FakeModality()})
+    probe = {"heads": 2, "epochs": 3, "batch_size": 4}
+    result = AttentiveProbe(train_data=train, test_data=test, **probe)(model)
+    readable = AttentiveProbe(train_data=train.readable(), test_data=test.readable(), **probe)(model)
+    assert result == {**readable, "train_left_out": 5, "test_left_out": 1}
+    assert (result["train_samples"], result["test_samples"]) == (19, 11)
 
 
 def padded_text(samples: list[dict]) -> list[dict]:

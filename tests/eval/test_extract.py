@@ -1,4 +1,5 @@
-"""Feature extraction to disk: exact round trips in both formats, shards, tokens, absent samples, errors."""
+"""Feature extraction to disk: exact round trips in both formats, shards, tokens, absent and unreadable
+samples, errors."""
 
 import json
 
@@ -8,11 +9,17 @@ import torch
 from safetensors.torch import save_model
 
 from mmmae.config import ConfigError, parse_config
+from mmmae.data.clip_sampling import DenseSampling
+from mmmae.data.layouts import manifest
+from mmmae.data.media_dataset import MediaDataset
 from mmmae.data.moving_digits import MovingDigits
+from mmmae.data.synthetic_media import write_mp4
 from mmmae.eval.extract import extract_features, extract_run, load_features
+from mmmae.eval.report import extract_lines
 from mmmae.model import MaskedAutoencoder
 from tests.conftest import MICRO_GIN
 from tests.eval.fake_model import FakeModality, FakeModel
+from tests.eval.flaky import FlakyDataset
 
 
 def samples(n: int, seed: int = 0, absent: set[int] = frozenset(), with_index: bool = True) -> list[dict]:
@@ -39,7 +46,8 @@ def test_pooled_features_round_trip_exactly_in_shards(tmp_path, fmt):
     assert arrays["labels"].tolist() == [d["label"] for d in present]
     assert arrays["indices"].tolist() == [100, 101, 103, 104, 106, 107]
     assert [s["num_samples"] for s in info["shards"]] == [4, 2]
-    assert info["num_samples"] == 6 and info["absent"] == 2 and info["index_source"] == "index"
+    assert info["num_samples"] == 6 and info["absent"] == 2 and info["left_out"] == 0
+    assert info["index_source"] == "index"
     assert info["arrays"]["features"] == {"dtype": "float32", "shape": [4]} and info["fmt"] == fmt
     per_shard = 1 if fmt == "safetensors" else 3
     assert len(files) == 2 * per_shard + 1 and files[-1] == tmp_path / "index.json"
@@ -56,6 +64,51 @@ def test_tokens_and_padding_round_trip_with_dataset_positions(tmp_path, fmt):
     assert arrays["valid"].tolist() == [[j <= i for j in range(4)] for i in range(4)]
     assert arrays["indices"].tolist() == [0, 1, 2, 3] and info["index_source"] == "position"
     assert info["pooled"] is False and info["arrays"]["features"]["shape"] == [4, 2]
+
+
+@pytest.mark.parametrize("with_index", [True, False])
+def test_unreadable_samples_are_left_out_once_and_counted(tmp_path, with_index):
+    data = FlakyDataset(samples(10, absent={8}, with_index=with_index), unreadable={0, 3, 4, 5, 9})
+    extract_features(FakeModel({"video": FakeModality()}), data, "video", tmp_path, shard_size=3, batch_size=3)
+    arrays, info = load_features(tmp_path)
+    kept = [1, 2, 6, 7]  # readable and with video, each once
+    expected = torch.stack([data.samples[i]["video"].mean(dim=0) for i in kept]).numpy()
+    np.testing.assert_array_equal(arrays["features"], expected)
+    assert arrays["indices"].tolist() == [100 + i if with_index else i for i in kept]
+    assert arrays["labels"].tolist() == [i % 3 for i in kept]
+    assert (info["num_samples"], info["absent"], info["left_out"]) == (4, 1, 5)
+
+
+def test_six_files_five_unreadable_give_one_feature_row(tmp_path):
+    data = FlakyDataset(samples(6), unreadable={0, 1, 2, 4, 5})
+    extract_features(FakeModel({"video": FakeModality()}), data, "video", tmp_path, batch_size=4)
+    arrays, info = load_features(tmp_path)
+    assert arrays["features"].shape == (1, 4) and arrays["indices"].tolist() == [103]
+    assert (info["num_samples"], info["left_out"]) == (1, 5)
+
+
+def test_a_media_folder_of_six_files_five_broken_gives_one_feature_row(tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    good = media / "good.mp4"
+    write_mp4(good, MovingDigits(num_samples=1, frames=8, size=16, digit_size=8)[0]["video"].numpy(), 8)
+    (media / "empty.mp4").write_bytes(b"")
+    (media / "text.mp4").write_text("not a video\n")
+    (media / "truncated.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    (media / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
+    names = ["empty", "text", "missing", "good", "truncated", "noise"]
+    (media / "manifest.csv").write_text("video,label\n" + "".join(f"{name}.mp4,{i}\n" for i, name in enumerate(names)))
+    data = MediaDataset(manifest(media / "manifest.csv"), sampling=DenseSampling(frames=4, stride=1, mode="center"),
+                        train=False)
+    parse_config([MICRO_GIN])
+    model = MaskedAutoencoder().eval()
+    files = extract_features(model, data, "video", tmp_path / "features", batch_size=4)
+    arrays, info = load_features(tmp_path / "features")
+    clip = data[3]["video"][None]  # the batch held it alone too: the same computation, the same bits
+    np.testing.assert_array_equal(arrays["features"], model.features({"video": clip}, "video").numpy())
+    assert arrays["indices"].tolist() == [3] and arrays["labels"].tolist() == [3]
+    assert (info["num_samples"], info["left_out"]) == (1, 5)
+    assert "of 1 samples (0 without video left out, 5 left out (unreadable))" in extract_lines(files)[0]
 
 
 def test_features_of_a_real_model_are_its_pooled_encodings(tmp_path):
@@ -85,8 +138,10 @@ def test_errors_name_the_format_the_modality_and_a_folder_without_features(tmp_p
         extract_features(model, samples(2), "video", tmp_path, fmt="hdf5")
     with pytest.raises(ValueError, match="extract_features: the model has no modality 'audio'"):
         extract_features(model, samples(2), "audio", tmp_path)
-    with pytest.raises(ValueError, match="no sample of the dataset has the modality 'video'"):
+    with pytest.raises(ValueError, match="extract_features.dataset: no sample has the modality 'video'"):
         extract_features(model, samples(2, absent={0, 1}), "video", tmp_path)
+    with pytest.raises(ValueError, match=r"\(0 without it, 2 left out as unreadable: the warnings above name"):
+        extract_features(model, FlakyDataset(samples(2), unreadable={0, 1}), "video", tmp_path)
     with pytest.raises(FileNotFoundError, match="written by extract_features"):
         load_features(tmp_path / "nothing")
     uneven = [{"video": torch.randn(2 + i // 2, 4)} for i in range(4)]

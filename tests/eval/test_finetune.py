@@ -11,6 +11,7 @@ from mmmae.data.transforms import Mixup
 from mmmae.eval.finetune import FineTune
 from mmmae.model import MaskedAutoencoder
 from tests.conftest import MICRO_GIN
+from tests.eval.flaky import FlakyDataset
 
 
 @pytest.fixture
@@ -65,6 +66,7 @@ def test_learns_a_separable_task_and_leaves_the_model_unchanged(micro_model):
     assert result["test_accuracy"] == result["multi_view_accuracy"] == 1.0
     assert result["views"] == 6 and result["view_shape"] == [4, 16, 16] and result["steps"] == 16
     assert result["train_samples"] == 32 and result["test_samples"] == 16
+    assert result["train_left_out"] == result["test_left_out"] == 0
     assert all(torch.equal(v, before[k]) for k, v in micro_model.state_dict().items())
 
 
@@ -80,6 +82,17 @@ def test_moving_digits_with_multi_view_mixup_and_absent_samples(micro_model):
     assert result["train_samples"] == 24 - absent_train and result["test_samples"] == 12 - absent_test
     assert result["views"] == 4 and 0 <= result["multi_view_accuracy"] <= 1
     assert task(micro_model) == result  # seeded
+
+
+def test_unreadable_samples_are_left_out_once_and_counted_in_training_and_multi_view_test(micro_model):
+    train = FlakyDataset(bright_or_dark(12, 0), unreadable={0, 1, 2, 3, 11})
+    test = FlakyDataset(bright_or_dark(10, 1, frames=6, size=20), unreadable={2, 3, 4, 5, 9})
+    settings = {"num_classes": 2, "epochs": 2, "batch_size": 4, "test_clips": 2, "test_crops": 2}
+    result = FineTune(train_data=train, test_data=test, **settings)(micro_model)
+    readable = FineTune(train_data=train, test_data=test.readable(), **settings)(micro_model)
+    assert result == {**readable, "test_left_out": 5}  # the same test clips, each once
+    assert (result["train_samples"], result["train_left_out"], result["test_samples"]) == (7, 5, 5)
+    assert result["views"] == 4
 
 
 def test_settings_the_modality_and_empty_splits_are_checked(micro_model):

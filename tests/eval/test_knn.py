@@ -6,6 +6,7 @@ import torch
 import mmmae.eval.knn as knn
 from mmmae.eval.knn import KNN, knn_predict
 from tests.eval.fake_model import FakeModality, FakeModel
+from tests.eval.flaky import FlakyDataset
 
 
 def test_votes_are_weighted_by_similarity_over_temperature():
@@ -50,7 +51,18 @@ def test_separable_features_are_classified_perfectly_and_absent_samples_left_out
     train, test = clustered(40, seed=0, absent={3, 17}), clustered(20, seed=1, absent={5})
     result = KNN(train_data=train, test_data=test, k=5, batch_size=8)(FakeModel({"video": FakeModality()}))
     assert result == {"modality": "video", "label": "label", "k": 5, "temperature": 0.07, "test_accuracy": 1.0,
-                      "train_samples": 38, "test_samples": 19, "train_absent": 2, "test_absent": 1}
+                      "train_samples": 38, "test_samples": 19, "train_absent": 2, "test_absent": 1,
+                      "train_left_out": 0, "test_left_out": 0}
+
+
+def test_unreadable_samples_are_left_out_once_and_counted():
+    train = FlakyDataset(clustered(40, seed=0, absent={3}), unreadable={0, 1, 2, 3, 4, 5, 6, 39})
+    test = FlakyDataset(clustered(20, seed=1), unreadable={10, 11})
+    model = FakeModel({"video": FakeModality()})
+    result = KNN(train_data=train, test_data=test, k=5, batch_size=8)(model)
+    readable = KNN(train_data=train.readable(), test_data=test.readable(), k=5, batch_size=8)(model)
+    assert result == {**readable, "train_left_out": 8, "test_left_out": 2}
+    assert (result["train_samples"], result["train_absent"], result["test_samples"]) == (32, 0, 18)
 
 
 def test_shuffled_training_labels_score_about_chance():

@@ -1,10 +1,11 @@
-"""Linear probe: any modality (dict inputs too), absent samples left out."""
+"""Linear probe: any modality (dict inputs too), absent and unreadable samples left out."""
 
 import pytest
 import torch
 
 from mmmae.eval.linear_probe import LinearProbe
 from tests.eval.fake_model import FakeModality, FakeModel
+from tests.eval.flaky import FlakyDataset
 
 CENTERS = torch.tensor([[2.0, 0.0], [0.0, 2.0], [-2.0, -2.0]])
 
@@ -29,7 +30,8 @@ def test_probe_on_dict_inputs_leaves_absent_samples_out():
     model = FakeModel({"imu": FakeModality()}).train()
     result = LinearProbe(train_data=train, test_data=test, modality="imu", batch_size=8)(model)
     assert result == {"modality": "imu", "label": "label", "train_accuracy": 1.0, "test_accuracy": 1.0,
-                      "train_samples": 30, "test_samples": 12, "train_absent": 6, "test_absent": 3}
+                      "train_samples": 30, "test_samples": 12, "train_absent": 6, "test_absent": 3,
+                      "train_left_out": 0, "test_left_out": 0}
     assert model.training  # the probe puts the model back in the mode it found it in
 
 
@@ -41,3 +43,17 @@ def test_probe_names_a_missing_modality_and_a_split_without_it():
     absent = imu_samples([0, 1], [True, False], seed=0)[1:]
     with pytest.raises(ValueError, match="test_data: no sample has the modality 'imu'"):
         LinearProbe(train_data=data, test_data=absent, modality="imu")(model)
+    unreadable = FlakyDataset(data, unreadable={0, 1, 2})
+    with pytest.raises(ValueError, match=r"train_data: no sample .* \(0 without it, 3 left out as unreadable"):
+        LinearProbe(train_data=unreadable, test_data=data, modality="imu")(model)
+
+
+def test_unreadable_samples_are_left_out_once_and_counted():
+    train = FlakyDataset(imu_samples([i % 3 for i in range(36)], [i % 6 != 5 for i in range(36)], seed=0),
+                         unreadable={0, 7, 8, 9, 20, 35})
+    test = FlakyDataset(imu_samples([i % 3 for i in range(15)], [True] * 15, seed=1), unreadable={4, 5, 6, 7, 8})
+    model = FakeModel({"imu": FakeModality()})
+    result = LinearProbe(train_data=train, test_data=test, modality="imu", batch_size=4)(model)
+    readable = LinearProbe(train_data=train.readable(), test_data=test.readable(), modality="imu", batch_size=4)(model)
+    assert result == {**readable, "train_left_out": 6, "test_left_out": 5}  # the same features, each once
+    assert (result["train_samples"], result["train_absent"], result["test_samples"]) == (25, 5, 10)

@@ -42,6 +42,23 @@ def test_probe_knn_and_finetune_lines():
         "pretrained", {**finetune, "views": 1, "view_shape": None})[0]
 
 
+def test_unreadable_samples_left_out_are_in_every_line():
+    probe = {**COUNTS, "train_accuracy": 0.9, "test_accuracy": 0.8, "train_left_out": 4, "test_left_out": 5}
+    assert EVALUATION_LINES["linear_probe"]("pretrained", probe) == [
+        "linear probe video, pretrained: test accuracy 0.800 (train 0.900; 30 train, 12 test samples, "
+        "3 without video left out, 9 left out (unreadable))"]
+    others = {"attentive_probe": {**probe, "epochs": 5, "final_loss": 0.1},
+              "knn": {**probe, "k": 20, "temperature": 0.07},
+              "finetune": {**probe, "multi_view_accuracy": 0.8, "views": 1, "view_shape": None, "train_loss": 1.5,
+                           "epochs": 5, "steps": 50}}
+    for kind, result in others.items():
+        assert "3 without video left out, 9 left out (unreadable))" in EVALUATION_LINES[kind]("pretrained", result)[0]
+    pair = {"modalities": ["video", "audio"], "video->audio": {"R@1": 0.5}, "audio->video": {"R@1": 0.25},
+            "num_samples": 8, "absent": 1, "left_out": 2, "chance": {"R@1": 0.125}, "embedding": "mean_pooled"}
+    for line in EVALUATION_LINES["retrieval"]("pretrained", {"video-audio": pair}):
+        assert "8 samples, 1 lacking one left out, 2 left out (unreadable); embedding mean_pooled)" in line
+
+
 def test_retrieval_lines_one_per_direction():
     pair = {"modalities": ["video", "audio"], "video->audio": {"R@1": 0.5}, "audio->video": {"R@1": 0.25},
             "num_samples": 8, "absent": 0, "chance": {"R@1": 0.125}, "embedding": "mean_pooled"}
@@ -55,8 +72,8 @@ def test_retrieval_lines_one_per_direction():
 def test_extract_line_reads_the_index(tmp_path):
     data = [{"video": torch.randn(3, 4), "video_present": i != 1} for i in range(5)]
     files = extract_features(FakeModel({"video": FakeModality()}), data, "video", tmp_path, fmt="npy", shard_size=2)
-    assert extract_lines(files) == [f"video features (pooled, 4 per sample) of 4 samples (1 without video left out) "
-                                    f"in 2 npy shards: {tmp_path / 'index.json'}"]
+    assert extract_lines(files) == [f"video features (pooled, 4 per sample) of 4 samples (1 without video left out, "
+                                    f"0 left out (unreadable)) in 2 npy shards: {tmp_path / 'index.json'}"]
 
 
 def test_flat_metrics_names_every_measure_and_init():

@@ -8,6 +8,7 @@ import mmmae.eval.retrieval as retrieval
 from mmmae.eval.retrieval import Retrieval, recall_at_k
 from mmmae.objectives.contrastive import Contrastive
 from tests.eval.fake_model import FakeModality, FakeModel
+from tests.eval.flaky import FlakyDataset
 
 # Rows are queries, columns keys, the diagonal the correct answers.
 SIMILARITY = torch.tensor([
@@ -55,6 +56,7 @@ def test_identical_embeddings_retrieve_perfectly_in_both_directions():
         pair = result[f"{a}-{b}"]
         assert pair[f"{a}->{b}"] == {"R@1": 1.0, "R@5": 1.0} and pair[f"{b}->{a}"] == {"R@1": 1.0, "R@5": 1.0}
         assert pair["modalities"] == [a, b] and pair["num_samples"] == 10 and pair["absent"] == 0
+        assert pair["left_out"] == 0
         assert pair["chance"] == pytest.approx({"R@1": 0.1, "R@5": 0.5})
         assert pair["embedding"] == "mean_pooled"
 
@@ -76,6 +78,20 @@ def test_samples_lacking_a_modality_are_left_out():
     assert result["num_samples"] == 6 and result["absent"] == 3
     assert result["audio->video"]["R@1"] == result["video->audio"]["R@1"] == 1.0
     assert result["chance"] == pytest.approx({"R@1": 1 / 6, "R@5": 5 / 6})
+
+
+def test_unreadable_samples_are_left_out_once_and_counted():
+    data = FlakyDataset(paired_samples(12, torch.Generator().manual_seed(2)), unreadable={0, 4, 5, 6, 7, 11})
+    for i in (1, 3):  # absent audio equal to another sample's video would steal its rank if counted
+        data.samples[i]["audio"] = data.samples[2]["video"].clone()
+    for i, sample in enumerate(data.samples):
+        sample["audio_present"] = i not in (1, 3)
+    pairs = [["video", "audio"], ["imu", "video"]]
+    result = Retrieval(data=data, pairs=pairs, batch_size=4)(fake_model())
+    readable = Retrieval(data=data.readable(), pairs=pairs, batch_size=4)(fake_model())
+    assert result == {key: {**pair, "left_out": 6} for key, pair in readable.items()}
+    assert result["video-audio"]["num_samples"] == 4 and result["video-audio"]["absent"] == 2
+    assert result["imu-video"]["num_samples"] == 6 and result["imu-video"]["video->imu"]["R@1"] == 1.0
 
 
 def test_uses_the_contrastive_projection_of_the_pair_in_either_order():
@@ -125,3 +141,7 @@ def test_names_a_modality_the_model_lacks_and_a_pair_no_sample_has():
         Retrieval(data=data, pairs=[["video", "text"]])(fake_model())
     with pytest.raises(ValueError, match="video-audio: no sample of the data has both"):
         Retrieval(data=data, pairs=[["video", "audio"]])(fake_model())
+    unreadable = FlakyDataset(paired_samples(3, torch.Generator().manual_seed(0)), unreadable={0, 1, 2})
+    with pytest.raises(ValueError, match=r"no sample of the data has both modalities \(0 lack one, 3 left out as "
+                                         "unreadable"):
+        Retrieval(data=unreadable, pairs=[["video", "audio"]])(fake_model())

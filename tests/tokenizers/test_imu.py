@@ -141,3 +141,9 @@ def test_bad_inputs_name_the_device_and_shapes():
     with pytest.raises(ValueError, match=r"chest \(2, 16, 6\) -> 2 windows"):
         tokenizer(x | {"chest": x["chest"][:, :16]})
     assert math.prod(tokenizer(x | {"extra": torch.zeros(1)}).grid) == STEPS * 4, "devices not configured are ignored"
+
+
+def test_devices_named_otherwise_point_to_the_dataset_device_map():
+    x = signals()
+    with pytest.raises(ValueError, match=r"logs that name their devices otherwise: MediaDataset\.imu_devices"):
+        make()({("wrist" if n == "chest" else n): v for n, v in x.items()})

@@ -10,7 +10,10 @@ decoder_blocks.{j}.attn.relative_position_bias_table / relative_position_index /
 that mmmae's MaskTokenDecoder cannot express: those checkpoints convert encoder-only and every
 decoder key is listed in the metadata (`dropped_keys`, `dropped_patterns`). A decoder_mode=0
 checkpoint (plain ViT decoder blocks) converts whole, like image MAE. Fine-tuned checkpoints
-(`fc_norm`, `head`, no `norm` with global pooling) convert encoder-only, those keys dropped.
+(`fc_norm`, `head`, no `norm` with global pooling) convert encoder-only: `head` dropped, `fc_norm`
+(the LayerNorm of the mean-pooled patch tokens) kept as the encoder's pool norm
+(`Encoder.pool_norm_eps`), so `model.features` are the source's pooled features. Head counts:
+options `heads` / `decoder_heads`, else the released models' counts for their widths (heads.py).
 
 mmmae model: an 'audio' modality, AudioTokenizer (raw Kaldi fbank (B, T, 128) or waveform in;
 normalised (x - mean) / (2 std) with AudioSet's statistics unless options mean / std /
@@ -28,15 +31,15 @@ from mmmae.tokenizers.audio import AUDIOMAE_AUDIOSET_NORM
 from mmmae.zoo.convert.checkpoint_io import check_keys
 from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
 from mmmae.zoo.convert.hf_vitmae import PARAMS, mae_targets
-from mmmae.zoo.convert.videomae import default_heads, mlp_ratio
+from mmmae.zoo.convert.heads import MAE_DECODER_HEADS, VIT_HEADS, head_count
+from mmmae.zoo.convert.videomae import mlp_ratio
 from mmmae.zoo.convert.vit_keys import blocks_source_keys, convert_blocks, depth
 
 LAYOUT = "AudioMAE checkpoint"
-HEADS = {384: 6, 768: 12, 1024: 16, 1280: 16}
 SWIN_PATTERNS = ("decoder_embed.*", "mask_token", "decoder_pos_embed", "decoder_blocks.*.* (Swin: norm1, "
                  "attn.qkv, attn.proj, attn.relative_position_bias_table, attn.relative_position_index, attn_mask, "
                  "norm2, mlp.fc1, mlp.fc2)", "decoder_norm.*", "decoder_pred.*")
-FINE_TUNED = re.compile(r"^(fc_norm|head)\.")
+CLASSIFIER = re.compile(r"^head\.")
 
 
 def is_decoder_key(key: str) -> bool:
@@ -65,7 +68,7 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
     if "patch_embed.proj.weight" not in state or "pos_embed" not in state:
         raise ValueError(f"{LAYOUT}: no patch_embed.proj.weight / pos_embed; keys start {sorted(state)[:8]}")
     notes: list[str] = []
-    dropped = sorted(k for k in state if FINE_TUNED.match(k))
+    dropped = sorted(k for k in state if CLASSIFIER.match(k))
     whole_decoder = any(is_decoder_key(k) for k in state) and not swin_decoder(state)
     if not whole_decoder:
         dropped += sorted(k for k in state if is_decoder_key(k))
@@ -79,9 +82,10 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
     table = state["pos_embed"].reshape(-1, dim)
     grid = audio_grid(options, table.shape[0] - 1, patch)
     count = depth(state, "blocks.")
-    final_norm = "norm.weight" in state
+    final_norm, pool_norm = "norm.weight" in state, "fc_norm.weight" in state
     expected = ["patch_embed.proj.weight", "patch_embed.proj.bias", "cls_token", "pos_embed"]
     expected += blocks_source_keys("blocks.", count, "qkv") + (["norm.weight", "norm.bias"] if final_norm else [])
+    expected += ["fc_norm.weight", "fc_norm.bias"] if pool_norm else []
     dec_count = depth(state, "decoder_blocks.")
     if whole_decoder:
         expected += ["mask_token", "decoder_pos_embed"] + [f"decoder_{m}.{p}" for m in ("embed", "norm", "pred")
@@ -95,7 +99,8 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
             "modalities.audio.cls_token": state["cls_token"] + table[:1]}
     out |= convert_blocks(state, "blocks.", "encoder.blocks.", count, "qkv")
     out |= {f"encoder.norm.{p}": state[f"norm.{p}"] for p in PARAMS} if final_norm else {}
-    heads = option(options, "heads", int, None, LAYOUT) or default_heads(dim, HEADS, "heads", notes)
+    out |= {f"encoder.pool_norm.{p}": state[f"fc_norm.{p}"] for p in PARAMS} if pool_norm else {}
+    heads = head_count(options, "heads", dim, VIT_HEADS, LAYOUT, notes)
     if whole_decoder:
         dec_dim = state["mask_token"].shape[-1]
         dec_ratio = mlp_ratio(dec_dim, state["decoder_blocks.0.mlp.fc1.weight"].shape[0])
@@ -112,7 +117,8 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
         dec_ratio = 4.0
         notes.append(f"a fresh plain-transformer decoder {dec_dim} wide, {dec_count} blocks (not AudioMAE's Swin "
                      f"decoder)")
-    dec_heads = option(options, "decoder_heads", int, 16, LAYOUT)
+    dec_heads = head_count(options, "decoder_heads", dec_dim, MAE_DECODER_HEADS, LAYOUT, notes,
+                           "decoder" if whole_decoder else "fresh decoder")
     norm = AUDIOMAE_AUDIOSET_NORM
     if options.get("mean") is None:
         notes.append("fbank normalisation: AudioSet's mean -4.2677393 / std 4.5689974 / norm_scale 2 assumed "
@@ -120,7 +126,8 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
     eps = option(options, "norm_eps", float, 1e-6, LAYOUT)
     bindings = {
         "Encoder.dim": dim, "Encoder.depth": count, "Encoder.heads": heads, "Encoder.norm_eps": eps,
-        "Encoder.final_norm": final_norm, "Block.mlp_ratio": mlp_ratio(dim, state["blocks.0.mlp.fc1.weight"].shape[0]),
+        "Encoder.final_norm": final_norm, **({"Encoder.pool_norm_eps": eps} if pool_norm else {}),
+        "Block.mlp_ratio": mlp_ratio(dim, state["blocks.0.mlp.fc1.weight"].shape[0]),
         "audio/AudioTokenizer.dim": dim, "audio/AudioTokenizer.patch": patch,
         "audio/AudioTokenizer.num_mel_bins": grid[1] * patch, "audio/AudioTokenizer.target_length": grid[0] * patch,
         "audio/AudioTokenizer.pos_embed": "learned", "audio/AudioTokenizer.pos_grid": grid,

@@ -10,10 +10,13 @@ HF key (after an optional `videomae.` prefix)            official key
     layernorm (only with use_mean_pooling=False)             encoder.norm
     decoder.decoder_layers.{j}.*                             decoder.blocks.{j}.*
     encoder_to_decoder, mask_token, decoder.norm, decoder.head: unchanged
-    fc_norm, classifier (video classification): dropped, listed in the metadata.
+    fc_norm (video classification with use_mean_pooling): unchanged, then the encoder's pool norm
+    classifier (video classification): dropped, listed in the metadata.
 
 Config: sizes and heads from config.json; blocks' LayerNorm eps `layer_norm_eps` (HF default
-1e-12), the decoder's last norm torch's default 1e-5; targets normalised per `norm_pix_loss`.
+1e-12), the decoder's last norm and fc_norm torch's default 1e-5; targets normalised per
+`norm_pix_loss`. The classifier's input, fc_norm(mean over tokens), is the converted model's
+pooled feature (`model.features`).
 HF models take pixels already standardised by the processor (ImageNet mean/std for the released
 models); the converted tokenizer takes [0, 1] pixels and standardises them with the processor's
 image_mean/image_std when the source folder has a processor config, else ImageNet's.
@@ -28,9 +31,10 @@ from mmmae.zoo.convert.vit_keys import depth
 
 LAYOUT = "HF VideoMAE checkpoint"
 HF_DECODER_FINAL_NORM_EPS = 1e-5  # VideoMAEDecoder.norm = nn.LayerNorm(decoder_hidden_size)
+HF_FC_NORM_EPS = 1e-5  # VideoMAEForVideoClassification.fc_norm = nn.LayerNorm(hidden_size)
 RENAMED = {"attention.output.dense": "attn.proj", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2",
            "layernorm_before": "norm1", "layernorm_after": "norm2"}
-DROPPED = ("fc_norm.", "classifier.")
+DROPPED = ("classifier.",)
 
 
 def _bias_style(state: dict, prefix: str, options: dict) -> str:
@@ -53,15 +57,18 @@ def layer_keys(prefix: str, count: int, bias: str) -> list[str]:
     return keys
 
 
-def hf_keys(state: dict, options: dict) -> tuple[list[str], dict]:
-    """The keys the HF state dict should have (after the `videomae.` prefix is stripped), and
-    (depths, bias styles, final norm) read off the config or, without one, the keys."""
+def hf_keys(state: dict, options: dict, classifier: bool = False) -> tuple[list[str], dict]:
+    """The keys the HF state dict should have (after the `videomae.` prefix is stripped and,
+    for a `classifier`, the classifier keys dropped), and (depths, bias styles, final norm,
+    fc_norm) read off the config or, without one, the keys."""
     depths = {"encoder": option(options, "num_hidden_layers", int, depth(state, "encoder.layer."), LAYOUT)}
     pooled = option(options, "use_mean_pooling", bool, "layernorm.weight" not in state, LAYOUT)
     layout = {"final_norm": not pooled, "bias": _bias_style(state, "encoder.layer.", options)}
     keys = ["embeddings.patch_embeddings.projection.weight", "embeddings.patch_embeddings.projection.bias"]
     keys += layer_keys("encoder.layer.", depths["encoder"], layout["bias"])
     keys += ["layernorm.weight", "layernorm.bias"] if layout["final_norm"] else []
+    layout["fc_norm"] = pooled and (classifier or "fc_norm.weight" in state)
+    keys += ["fc_norm.weight", "fc_norm.bias"] if layout["fc_norm"] else []
     if any(k.startswith(("decoder.", "encoder_to_decoder.")) or k == "mask_token" for k in state):
         depths["decoder"] = option(options, "decoder_num_hidden_layers", int, depth(state, "decoder.decoder_layers."),
                                    LAYOUT)
@@ -91,13 +98,15 @@ def to_official(state: dict[str, torch.Tensor], options: dict) -> tuple[dict[str
     state = {k.removeprefix("videomae."): v for k, v in state.items()}
     dropped = sorted(k for k in state if k.startswith(DROPPED))
     state = {k: v for k, v in state.items() if k not in dropped}
-    expected, layout = hf_keys(state, options)
+    expected, layout = hf_keys(state, options, classifier=bool(dropped))
     check_keys(state, expected, LAYOUT)
     out = {"encoder.patch_embed.proj.weight": state["embeddings.patch_embeddings.projection.weight"],
            "encoder.patch_embed.proj.bias": state["embeddings.patch_embeddings.projection.bias"]}
     out |= _official_layers(state, "encoder.layer.", "encoder.blocks.", layout["depths"]["encoder"], layout["bias"])
     if layout["final_norm"]:
         out |= {f"encoder.norm.{p}": state[f"layernorm.{p}"] for p in ("weight", "bias")}
+    if layout["fc_norm"]:
+        out |= {f"fc_norm.{p}": state[f"fc_norm.{p}"] for p in ("weight", "bias")}
     if "decoder" in layout["depths"]:
         out |= {k: state[k] for k in ("encoder_to_decoder.weight", "mask_token", "decoder.norm.weight",
                                       "decoder.norm.bias", "decoder.head.weight", "decoder.head.bias")}
@@ -118,6 +127,8 @@ def _spec_options(options: dict) -> dict:
     for ours, theirs in renamed.items():
         if out.get(ours) is None:
             out[ours] = options.get(theirs, defaults.get(ours))
+    if out.get("pool_norm_eps") is None:
+        out["pool_norm_eps"] = HF_FC_NORM_EPS
     return out
 
 
@@ -141,6 +152,9 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
     spec.decoder.final_norm_eps = HF_DECODER_FINAL_NORM_EPS
     if dropped:
         spec.notes.append(f"classification checkpoint: encoder only; dropped {dropped}")
+    if dropped and spec.pool_norm_eps is None:
+        spec.notes.append("use_mean_pooling=False: the source classifies its first token, mmmae's features are the "
+                          "mean over tokens")
     guessed = "VideoMAEForVideoClassification" if dropped else "VideoMAEModel" if spec.encoder_only else \
         "VideoMAEForPreTraining"
     source = f"Hugging Face {', '.join(options.get('architectures') or [guessed])}"

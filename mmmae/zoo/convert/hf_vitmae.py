@@ -16,7 +16,9 @@ image in [0, 1], standardised with ImageNet's mean/std as the ViTMAE image proce
 stored tables as learned tables at the checkpoint's grid (`pos_embed='learned'`, resampled for
 other sizes), a class token (cls_token + its position row), HF's LayerNorm eps (1e-12) and a
 MaskTokenDecoder with a bias on its embedding and the encoder's class token carried through
-its blocks (`cls_token='encoded'`, position row 0 as `cls_embed`).
+its blocks (`cls_token='encoded'`, position row 0 as `cls_embed`). Head counts: options
+`heads` / `decoder_heads`, else config.json's num_attention_heads / decoder_num_attention_heads,
+else the standard counts for standard widths (heads.py); any other width is an error.
 """
 
 import re
@@ -25,10 +27,11 @@ import torch
 
 from mmmae.zoo.convert.checkpoint_io import check_keys
 from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
-from mmmae.zoo.convert.videomae import default_heads, mlp_ratio, pixel_stats
+from mmmae.zoo.convert.heads import MAE_DECODER_HEADS, VIT_HEADS, head_count
+from mmmae.zoo.convert.videomae import mlp_ratio, pixel_stats
 
 LAYOUT = "HF ViTMAEForPreTraining"
-HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}
+CONFIG_HEADS = {"heads": "num_attention_heads", "decoder_heads": "decoder_num_attention_heads"}
 HUB_NAMES = (
     (r"encoder\.layer\.", "layers."),  # also transformers 5's own saves: decoder.decoder_encoder.layer.
     (r"attention\.attention\.(query|key|value)\.", lambda m: f"attention.{m[1][0]}_proj."),
@@ -98,6 +101,12 @@ def mae_targets(options: dict, default: bool, layout: str) -> str:
     return "mae" if option(options, "norm_pix_loss", bool, default, layout) else "standardized"
 
 
+def head_options(options: dict) -> dict:
+    """{'heads', 'decoder_heads'}: the user's option, else config.json's HF name (CONFIG_HEADS)."""
+    return {ours: options[ours] if options.get(ours) is not None else options.get(theirs)
+            for ours, theirs in CONFIG_HEADS.items()}
+
+
 def source_keys(depth: int, decoder_depth: int | None, qkv_bias: bool) -> list[str]:
     """The keys of a ViTMAEForPreTraining state dict (transformers 5 names; no decoder when None)."""
     keys = ["vit.embeddings.cls_token", "vit.embeddings.position_embeddings", "vit.layernorm.weight",
@@ -152,8 +161,7 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
     decoder_depth = None if encoder_only else count_layers(state, "decoder.decoder_layers.")
     check_keys(state, source_keys(depth, decoder_depth, qkv_bias), LAYOUT)
     eps = option(options, "layer_norm_eps", float, 1e-12, LAYOUT)
-    heads = (option(options, "num_attention_heads", int, None, LAYOUT)
-             or default_heads(dim, HEADS, "num_attention_heads", notes))
+    heads = head_count(head_options(options), "heads", dim, VIT_HEADS, LAYOUT, notes)
     mean, std = pixel_stats(options, channels, LAYOUT, notes)
     name = option(options, "modality", str, "image", LAYOUT)
     ratio = mlp_ratio(dim, state["vit.layers.0.mlp.fc1.weight"].shape[0])
@@ -165,10 +173,8 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
     else:
         dec_dim, dec_depth = state["decoder.mask_token"].shape[-1], decoder_depth
         dec_ratio = mlp_ratio(dec_dim, state["decoder.decoder_layers.0.mlp.fc1.weight"].shape[0])
-    dec_heads = option(options, "decoder_num_attention_heads", int, 16, LAYOUT)
-    if dec_dim % dec_heads:
-        raise ValueError(f"{LAYOUT}: decoder width {dec_dim} does not divide into decoder_num_attention_heads="
-                         f"{dec_heads}; pass --option decoder_num_attention_heads=...")
+    dec_heads = head_count(head_options(options), "decoder_heads", dec_dim, MAE_DECODER_HEADS, LAYOUT, notes,
+                           "fresh decoder" if encoder_only else "decoder")
     bindings = {
         "Encoder.dim": dim, "Encoder.depth": depth, "Encoder.heads": heads, "Encoder.norm_eps": eps,
         "Block.mlp_ratio": ratio,

@@ -9,6 +9,10 @@ Pretraining layout (`models_mae.MaskedAutoencoderViT`; top level `model` or `mod
     decoder_embed (with bias), mask_token, decoder_cls_token, decoder_pos_embed_{spatial,temporal,class}
     (or decoder_pos_embed), decoder_blocks.{j}.*, decoder_norm, decoder_pred (u*p*p*C, Dd)
 A checkpoint without decoder keys converts encoder-only (a fresh decoder in the config).
+Fine-tuned layout (`models_vit.VisionTransformer`): the encoder keys and the classifier `head`
+(dropped, listed in the metadata); its `norm` is applied to the mean-pooled patch tokens, so it
+becomes the encoder's pool norm (`Encoder.pool_norm_eps`, no per-token final norm). Head counts:
+options `heads` / `decoder_heads`, else the released models' counts for their widths (heads.py).
 
 mmmae model: a 'video' modality, TubeletTokenizer (pixels in [0, 1], standardised with
 Kinetics' mean 0.45 / std 0.225) with `pos_embed='learned_separable'` at the checkpoint's
@@ -24,12 +28,11 @@ import torch
 from mmmae.zoo.convert.checkpoint_io import check_keys
 from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
 from mmmae.zoo.convert.hf_vitmae import PARAMS, mae_targets
-from mmmae.zoo.convert.videomae import default_heads, mlp_ratio, pixel_stats
+from mmmae.zoo.convert.heads import MAE_DECODER_HEADS, VIT_HEADS, head_count
+from mmmae.zoo.convert.videomae import mlp_ratio, pixel_stats
 from mmmae.zoo.convert.vit_keys import RENAMED, convert_blocks, depth
 
 LAYOUT = "MAE-ST checkpoint"
-HEADS = {384: 6, 768: 12, 1024: 16, 1280: 16}
-DECODER_HEADS = {512: 16}
 KINETICS_MEAN, KINETICS_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 
 
@@ -89,10 +92,15 @@ def lattice(state: dict, options: dict, separable: bool, cls: bool, tubelet: int
 
 
 def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
-    """A MAE-ST pretraining state dict -> mmmae (see the module docstring)."""
+    """A MAE-ST pretraining or fine-tuned state dict -> mmmae (see the module docstring)."""
     if "patch_embed.proj.weight" not in state or state["patch_embed.proj.weight"].ndim != 5:
         raise ValueError(f"{LAYOUT}: no Conv3d patch_embed.proj.weight; keys start {sorted(state)[:8]}")
     notes: list[str] = []
+    dropped = sorted(k for k in state if k.startswith("head."))
+    state = {k: v for k, v in state.items() if k not in dropped}
+    if dropped:
+        notes.append(f"fine-tuned checkpoint: encoder only, its norm on the pooled feature; dropped the classifier "
+                     f"{dropped}")
     dim, channels, tubelet, patch = state["patch_embed.proj.weight"].shape[:4]
     separable, cls = "pos_embed_spatial" in state, "cls_token" in state
     count = depth(state, "blocks.")
@@ -117,8 +125,8 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
     if cls:
         out["modalities.video.cls_token"] = state["cls_token"] + encoder_positions.pop("cls_position")
     out |= encoder_positions | convert_blocks(fused, "blocks.", "encoder.blocks.", count, "qkv")
-    out |= {f"encoder.norm.{p}": state[f"norm.{p}"] for p in PARAMS}
-    heads = option(options, "heads", int, None, LAYOUT) or default_heads(dim, HEADS, "heads", notes)
+    out |= {f"encoder.{'pool_norm' if dropped else 'norm'}.{p}": state[f"norm.{p}"] for p in PARAMS}
+    heads = head_count(options, "heads", dim, VIT_HEADS, LAYOUT, notes)
     ratio = mlp_ratio(dim, state["blocks.0.mlp.fc1.weight"].shape[0])
     target_tubelet = None
     if encoder_only:
@@ -143,8 +151,8 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
         out |= convert_blocks(fused, "decoder_blocks.", f"{dec}transformer.blocks.", dec_count, "qkv")
         out |= {f"{dec}transformer.norm.{p}": state[f"decoder_norm.{p}"] for p in PARAMS}
         out |= {f"{dec}head.{p}": state[f"decoder_pred.{p}"] for p in PARAMS}
-    dec_heads = option(options, "decoder_heads", int, None, LAYOUT) or default_heads(
-        dec_dim, DECODER_HEADS, "decoder_heads", notes)
+    dec_heads = head_count(options, "decoder_heads", dec_dim, MAE_DECODER_HEADS, LAYOUT, notes,
+                           "fresh decoder" if encoder_only else "decoder")
     if options.get("mean") is None or options.get("std") is None:
         notes.append("input standardisation: Kinetics mean 0.45 / std 0.225 assumed (pass --option mean=... std=...)")
     given = {k: v for k, v in options.items() if v is not None}
@@ -153,7 +161,7 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
     table = "learned_separable" if separable else "learned"
     bindings = {
         "Encoder.dim": dim, "Encoder.depth": count, "Encoder.heads": heads, "Encoder.norm_eps": eps,
-        "Block.mlp_ratio": ratio,
+        "Block.mlp_ratio": ratio, **({"Encoder.final_norm": False, "Encoder.pool_norm_eps": eps} if dropped else {}),
         "video/TubeletTokenizer.dim": dim, "video/TubeletTokenizer.tubelet": tubelet,
         "video/TubeletTokenizer.patch": patch, "video/TubeletTokenizer.channels": channels,
         "video/TubeletTokenizer.pos_embed": table, "video/TubeletTokenizer.pos_grid": grid,
@@ -171,7 +179,7 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
     lines = [f"# Converted by `mmmae convert --from mae-st` ({LAYOUT})."] + gin_lines(bindings) + single_modality_model("video", "TubeletTokenizer", "RandomMasking")
     if not qkv_bias:
         notes.append("no_qkv_bias: the q, k, v biases are zeros (mmmae's attention always has them)")
-    metadata = {"source": LAYOUT, "encoder_only": encoder_only, "notes": notes, "dropped_keys": [],
+    metadata = {"source": LAYOUT, "encoder_only": encoder_only, "notes": notes, "dropped_keys": dropped,
                 "tokenizer": {"tubelet": tubelet, "patch": patch, "channels": channels, "grid": list(grid),
                               "target_tubelet": target_tubelet, "mean": list(mean), "std": list(std)}}
     return Converted({k: v.float().contiguous() for k, v in out.items()}, "\n".join(lines) + "\n", metadata)

@@ -7,11 +7,14 @@ Pretraining layout (v2 may prefix every key with `_orig_mod.`; read_source strip
     decoder.blocks.{j}.* (as the encoder's), decoder.norm, decoder.head (t*p*p*C, Dd)
 A checkpoint without the decoder keys converts encoder-only (a fresh decoder in the config).
 Fine-tuned layout: patch_embed, blocks.{i}, `norm` or (mean pooling) `fc_norm`, `head` (the
-classifier): converted encoder-only, `fc_norm` and `head` dropped and listed in the metadata.
+classifier): converted encoder-only, `head` dropped and listed in the metadata; `fc_norm` (the
+LayerNorm of the mean-pooled feature) becomes the encoder's pool norm (`Encoder.pool_norm_eps`),
+so the converted model's pooled features (`model.features`) are the source's.
 
 Neither layout stores positions (a fixed 1-D sin-cos table over the flattened (t, h, w) index,
 mmmae's `pos_embed='joint'`) or head counts: heads come from options `heads` /
-`decoder_heads`, else the released models' counts by width, else width // 64 (noted).
+`decoder_heads`, else the released models' counts for their widths (heads.py); any other
+width is an error asking for the option.
 """
 
 from dataclasses import dataclass, field
@@ -21,11 +24,12 @@ import torch
 from mmmae.tokenizers.patches import IMAGENET_MEAN, IMAGENET_STD
 from mmmae.zoo.convert.checkpoint_io import check_keys
 from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
+from mmmae.zoo.convert.heads import head_count
 from mmmae.zoo.convert.vit_keys import blocks_source_keys, convert_blocks, depth, qkv_bias_style
 
 LAYOUT = "VideoMAE checkpoint"
 ENCODER_HEADS = {384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}  # ViT-S/B/L/H/g as released
-DECODER_HEADS = {192: 3, 384: 6, 512: 8, 640: 8}
+DECODER_HEADS = {192: 3, 384: 6, 512: 8, 640: 8}  # the decoders of ViT-S/B/L/H (v1) and ViT-g (v2)
 MASKINGS = ("tube", "running_cell")
 TOKENIZER, DECODER = "modalities.video.tokenizer.", "modalities.video.decoder."
 
@@ -55,6 +59,7 @@ class VideoMAESpec:
     mlp_ratio: float = 4.0
     norm_eps: float = 1e-6
     final_norm: bool = True
+    pool_norm_eps: float | None = None  # the fine-tuned fc_norm's epsilon; None: no fc_norm
     bias: str = "qv"
     encoder_only: bool = False
     norm_target: bool = True
@@ -76,14 +81,6 @@ def _mlp_ratio(state: dict, prefix: str, dim: int) -> float:
     """The MLP ratio of the first block under `prefix` (4 when it is missing; check_keys then reports it)."""
     weight = state.get(f"{prefix}0.mlp.fc1.weight")
     return 4.0 if weight is None else mlp_ratio(dim, weight.shape[0])
-
-
-def default_heads(dim: int, table: dict[int, int], key: str, notes: list[str]) -> int:
-    heads = table.get(dim, dim // 64)
-    if heads < 1 or dim % heads:
-        raise ValueError(f"{LAYOUT}: width {dim} has no default head count; pass --option {key}=...")
-    notes.append(f"{key}={heads} assumed (head counts are not stored in the checkpoint; pass --option {key}=N)")
-    return heads
 
 
 def pixel_stats(options: dict, channels: int, layout: str, notes: list[str]) -> tuple[tuple, tuple]:
@@ -111,6 +108,7 @@ def config_text(spec: VideoMAESpec, source: str) -> str:
     bindings = {
         "Encoder.dim": spec.dim, "Encoder.depth": spec.depth, "Encoder.heads": spec.heads,
         "Encoder.norm_eps": spec.norm_eps, "Encoder.final_norm": spec.final_norm, "Block.mlp_ratio": spec.mlp_ratio,
+        **({} if spec.pool_norm_eps is None else {"Encoder.pool_norm_eps": spec.pool_norm_eps}),
         "video/TubeletTokenizer.dim": spec.dim, "video/TubeletTokenizer.tubelet": spec.tubelet,
         "video/TubeletTokenizer.patch": spec.patch, "video/TubeletTokenizer.channels": spec.channels,
         "video/TubeletTokenizer.pos_embed": "joint", "video/TubeletTokenizer.norm_target": spec.norm_target,
@@ -137,6 +135,7 @@ def pretraining_keys(spec: VideoMAESpec) -> list[str]:
     keys = ["encoder.patch_embed.proj.weight", "encoder.patch_embed.proj.bias"]
     keys += blocks_source_keys("encoder.blocks.", spec.depth, spec.bias)
     keys += ["encoder.norm.weight", "encoder.norm.bias"] if spec.final_norm else []
+    keys += ["fc_norm.weight", "fc_norm.bias"] if spec.pool_norm_eps is not None else []
     if not spec.encoder_only:
         d = spec.decoder
         keys += ["encoder_to_decoder.weight", "mask_token", "decoder.norm.weight", "decoder.norm.bias",
@@ -154,6 +153,8 @@ def to_mmmae(state: dict[str, torch.Tensor], spec: VideoMAESpec, layout: str = L
     out |= convert_blocks(state, "encoder.blocks.", "encoder.blocks.", spec.depth, spec.bias)
     if spec.final_norm:
         out |= {f"encoder.norm.{p}": state[f"encoder.norm.{p}"] for p in ("weight", "bias")}
+    if spec.pool_norm_eps is not None:
+        out |= {f"encoder.pool_norm.{p}": state[f"fc_norm.{p}"] for p in ("weight", "bias")}
     if not spec.encoder_only:
         d = spec.decoder
         out[f"{DECODER}embed.weight"] = state["encoder_to_decoder.weight"]
@@ -170,9 +171,10 @@ def has_decoder(state: dict) -> bool:
 
 
 def fine_tuned_to_pretraining(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Fine-tuned keys (patch_embed, blocks, norm) under `encoder.`; `fc_norm.*`, `head.*` dropped (returned)."""
-    dropped = sorted(k for k in state if k.startswith(("fc_norm.", "head.")))
-    return {f"encoder.{k}": v for k, v in state.items() if k not in dropped}, dropped
+    """Fine-tuned keys (patch_embed, blocks, norm) under `encoder.`, `fc_norm.*` as they are;
+    the classifier `head.*` dropped (returned)."""
+    dropped = sorted(k for k in state if k.startswith("head."))
+    return {k if k.startswith("fc_norm.") else f"encoder.{k}": v for k, v in state.items() if k not in dropped}, dropped
 
 
 def _decoder_spec(state: dict, spec_dim: int, tubelet: int, patch: int, channels: int, options: dict,
@@ -182,7 +184,7 @@ def _decoder_spec(state: dict, spec_dim: int, tubelet: int, patch: int, channels
     if not has_decoder(state):
         dim = option(options, "decoder_dim", int, spec_dim // 2, LAYOUT)
         count = option(options, "decoder_depth", int, 4, LAYOUT)
-        heads = option(options, "decoder_heads", int, DECODER_HEADS.get(dim, max(dim // 64, 1)), LAYOUT)
+        heads = head_count(options, "decoder_heads", dim, DECODER_HEADS, LAYOUT, notes, "fresh decoder")
         notes.append(f"no decoder in the checkpoint: a fresh decoder {dim} wide, {count} blocks, {heads} heads")
         return DecoderSpec(dim, count, heads, norm_eps=norm_eps, final_norm_eps=norm_eps)
     sized = [state[k].shape[-1] for k in ("mask_token", "decoder.norm.weight") if k in state]
@@ -192,8 +194,7 @@ def _decoder_spec(state: dict, spec_dim: int, tubelet: int, patch: int, channels
     count = depth(state, "decoder.blocks.")
     if count == 0:
         raise ValueError(f"{LAYOUT}: the checkpoint has decoder keys but no decoder.blocks.* keys")
-    heads = option(options, "decoder_heads", int, None, LAYOUT) or default_heads(dim, DECODER_HEADS, "decoder_heads",
-                                                                                 notes)
+    heads = head_count(options, "decoder_heads", dim, DECODER_HEADS, LAYOUT, notes, "decoder")
     head_out = state["decoder.head.weight"].shape[0] if "decoder.head.weight" in state else None
     if head_out is not None and head_out != tubelet * patch * patch * channels:
         raise ValueError(f"{LAYOUT}: decoder.head.weight predicts {head_out} values per token, not "
@@ -214,18 +215,21 @@ def infer_spec(state: dict[str, torch.Tensor], options: dict) -> VideoMAESpec:
     if patch != patch_w:
         raise ValueError(f"{LAYOUT}: encoder.patch_embed.proj.weight has non-square patches {patch}x{patch_w}")
     notes: list[str] = []
-    heads = option(options, "heads", int, None, LAYOUT) or default_heads(dim, ENCODER_HEADS, "heads", notes)
+    heads = head_count(options, "heads", dim, ENCODER_HEADS, LAYOUT, notes)
     count = depth(state, "encoder.blocks.")
     default_masking = "running_cell" if options.get("kind") == "videomae-v2" else "tube"
     masking = option(options, "masking", str, default_masking, LAYOUT)
     if masking not in MASKINGS:
         raise ValueError(f"{LAYOUT}: option masking={masking!r} is not one of {MASKINGS}")
     mean, std = pixel_stats(options, channels, LAYOUT, notes)
+    norm_eps = option(options, "norm_eps", float, 1e-6, LAYOUT)
     return VideoMAESpec(
         dim=dim, depth=count, heads=heads, tubelet=tubelet, patch=patch, channels=channels,
         decoder=_decoder_spec(state, dim, tubelet, patch, channels, options, notes),
-        mlp_ratio=_mlp_ratio(state, "encoder.blocks.", dim), norm_eps=option(options, "norm_eps", float, 1e-6, LAYOUT),
-        final_norm="encoder.norm.weight" in state, bias=qkv_bias_style(state, "encoder.blocks."),
+        mlp_ratio=_mlp_ratio(state, "encoder.blocks.", dim), norm_eps=norm_eps,
+        final_norm="encoder.norm.weight" in state,
+        pool_norm_eps=option(options, "pool_norm_eps", float, norm_eps, LAYOUT) if "fc_norm.weight" in state else None,
+        bias=qkv_bias_style(state, "encoder.blocks."),
         encoder_only=not has_decoder(state), norm_target=option(options, "norm_target", bool, True, LAYOUT),
         mean=mean, std=std, masking=masking, mask_ratio=option(options, "mask_ratio", float, 0.9, LAYOUT),
         decoder_ratio=option(options, "decoder_ratio", float, 0.5, LAYOUT), notes=notes)
@@ -247,7 +251,10 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
         layout = "fine-tuned"
     spec = infer_spec(state, options)
     if dropped:
-        spec.notes.append(f"fine-tuned checkpoint: encoder only; dropped {dropped}")
+        spec.notes.append(f"fine-tuned checkpoint: encoder only; dropped the classifier {dropped}")
+    if layout == "fine-tuned" and spec.pool_norm_eps is None:
+        spec.notes.append("fine-tuned without fc_norm: the source classifies its first token, mmmae's features "
+                          "are the mean over tokens")
     source = f"{options.get('kind', 'videomae')} ({layout} layout)"
     return Converted(to_mmmae(state, spec, f"{LAYOUT} ({layout} layout)"), config_text(spec, source),
                      metadata(spec, source, dropped_keys=dropped))

@@ -11,6 +11,7 @@ from mmmae.tokenizers.audio import AUDIOMAE_AUDIOSET_NORM as NORM
 from mmmae.types import MaskPlan
 from mmmae.zoo.convert.audiomae import convert
 from mmmae.zoo.pretrained import build_model
+from tests.zoo.convert.float32_bound import rounding_bound
 
 TOLERANCE = 1e-4
 DIM, DEPTH, HEADS, DEC_DIM, DEC_DEPTH, DEC_HEADS, PATCH = 64, 2, 4, 32, 1, 4, 16
@@ -75,15 +76,18 @@ def block(state: dict, prefix: str, x: torch.Tensor, heads: int) -> torch.Tensor
     return x + linear("mlp.fc2", F.gelu(linear("mlp.fc1", norm("norm2", x))))
 
 
-def reference(state: dict, spectrogram: torch.Tensor, ids_keep: torch.Tensor, decoder: bool):
+def reference(state: dict, spectrogram: torch.Tensor, ids_keep: torch.Tensor, decoder: bool, pooled: bool = False):
     """AudioMAE's forward_encoder / forward_decoder (decoder_mode=0) on the normalised (B, 1, T, F)
-    spectrogram with kept ids in any order: (class output, tokens in ids_keep order, predictions (B, N, P))."""
+    spectrogram with kept ids in any order: (class output, tokens in ids_keep order, predictions (B, N, P));
+    with `pooled`, the fine-tuned model's (models_vit.py, global_pool) feature before its head: (B, D)."""
     x = F.conv2d(spectrogram, state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=PATCH)
     x = x.flatten(2).transpose(1, 2) + state["pos_embed"][:, 1:]
     x = torch.gather(x, 1, ids_keep[..., None].expand(-1, -1, DIM))
     x = torch.cat([(state["cls_token"] + state["pos_embed"][:, :1]).expand(x.shape[0], -1, -1), x], dim=1)
     for i in range(DEPTH):
         x = block(state, f"blocks.{i}.", x, HEADS)
+    if pooled:  # mean over the patch tokens, then fc_norm
+        return F.layer_norm(x[:, 1:].mean(dim=1), (DIM,), state["fc_norm.weight"], state["fc_norm.bias"], 1e-6)
     x = F.layer_norm(x, (DIM,), state["norm.weight"], state["norm.bias"], 1e-6)
     if not decoder:
         return x[:, 0], x[:, 1:], None
@@ -165,3 +169,23 @@ def test_runs_at_another_audio_length():
 def test_grid_that_disagrees_with_the_table_is_refused():
     with pytest.raises(ValueError, match="target_length"):
         convert(audiomae_state("none"), {**OPTIONS, "target_length": 1024})
+
+
+def test_fine_tuned_fc_norm_is_kept_as_the_norm_of_the_pooled_feature():
+    """A global-pool fine-tuned checkpoint (fc_norm and head, no norm): model.features are the
+    source's fc_norm(mean over patch tokens); only the classifier head is dropped."""
+    g = torch.Generator().manual_seed(3)
+    state = {k: v for k, v in audiomae_state("none").items() if not k.startswith("norm.")}
+    state |= {"fc_norm.weight": 1.0 + 0.2 * torch.randn(DIM, generator=g), "fc_norm.bias": 0.1 * torch.randn(DIM,
+              generator=g), "head.weight": 0.1 * torch.randn(5, DIM, generator=g), "head.bias": torch.zeros(5)}
+    converted = convert(state, OPTIONS)
+    assert converted.metadata["dropped_keys"] == ["head.bias", "head.weight"]
+    model = build_model(converted.config).eval()
+    model.load_state_dict(converted.state_dict, strict=False)
+    fbank = NORM.mean + 3 * torch.randn(2, LENGTH, BINS, generator=torch.Generator().manual_seed(1))
+    spectrogram = ((fbank - NORM.mean) / (2 * NORM.std))[:, None]
+    expected = reference(state, spectrogram, torch.arange(NUM_TOKENS).expand(2, -1), False, pooled=True)
+    with torch.no_grad():
+        features = model.features({"audio": fbank}, "audio")
+    # stages: patch projection, 2 blocks, pooling + fc_norm; longest sum: the p*p = 256 patch values
+    assert max_error(features, expected, "fine-tuned pooled features") <= rounding_bound(expected, 4, PATCH * PATCH)

@@ -4,7 +4,8 @@ import json
 
 import pytest
 import torch
-from transformers import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEModel
+from safetensors.torch import save_file
+from transformers import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification, VideoMAEModel
 
 from mmmae.masking.rng import MaskRNG
 from mmmae.tokenizers.patches import IMAGENET_MEAN, IMAGENET_STD
@@ -13,6 +14,7 @@ from mmmae.zoo.convert import convert as convert_source
 from mmmae.zoo.convert import convert_checkpoint
 from mmmae.zoo.convert.hf_videomae import convert
 from mmmae.zoo.pretrained import build_model, from_pretrained
+from tests.zoo.convert.float32_bound import rounding_bound
 
 TOLERANCE = 1e-4
 SMALL = dict(image_size=32, patch_size=8, num_channels=3, num_frames=4, tubelet_size=2, hidden_size=64,
@@ -171,3 +173,32 @@ def test_processor_statistics_and_user_options_set_the_standardisation(tmp_path)
     converted = convert_source("hf-videomae", tmp_path, options={"std": "0.2,0.2,0.2", "mask_ratio": 0.75})
     assert "video/TubeletTokenizer.std = (0.2, 0.2, 0.2)" in converted.config
     assert "video/TubeMasking.ratio = 0.75" in converted.config
+
+
+def test_video_classification_fc_norm_is_kept_as_the_norm_of_the_pooled_feature(tmp_path):
+    """VideoMAEForVideoClassification (use_mean_pooling): the converted model's pooled features
+    are HF's classifier input fc_norm(mean over tokens) (fc_norm eps 1e-5, torch's default)."""
+    hf = randomized(VideoMAEForVideoClassification(VideoMAEConfig(**{**SMALL, "use_mean_pooling": True,
+                                                                     "num_labels": 5})))
+    hf.save_pretrained(tmp_path / "hf")
+    convert_checkpoint("hf-videomae", tmp_path / "hf", tmp_path / "mmmae")
+    model = from_pretrained(tmp_path / "mmmae")
+    assert model.encoder.pool_norm.eps == hf.fc_norm.eps == 1e-5
+    video, pixel_values = clips()
+    with torch.no_grad():
+        reference = hf.fc_norm(hf.videomae(pixel_values).last_hidden_state.mean(dim=1))
+        features = model.features({"video": video}, "video")
+    # stages: patch projection, 2 blocks, pooling + fc_norm; longest sum: the C*t*p*p = 384 patch values
+    assert max_error(features, reference, "classification pooled features") <= rounding_bound(reference, 4, 384)
+    converted = convert(hf.state_dict(), hf.config.to_dict())
+    assert converted.metadata["dropped_keys"] == ["classifier.bias", "classifier.weight"]
+
+
+def test_a_bare_weights_file_needs_the_head_counts_its_config_would_have_given(tmp_path):
+    """Without config.json a 64-wide encoder has no known head count: asked for, never guessed."""
+    hf = hf_pretraining()
+    save_file(hf.state_dict(), str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"the encoder is 64 wide.*--option heads=N"):
+        convert_source("hf-videomae", tmp_path / "model.safetensors")
+    converted = convert_source("hf-videomae", tmp_path / "model.safetensors", options={"heads": 4, "decoder_heads": 4})
+    assert "Encoder.heads = 4" in converted.config and "video/MaskTokenDecoder.heads = 4" in converted.config

@@ -158,3 +158,18 @@ def test_hf_directory_through_convert_checkpoint_and_from_pretrained(tmp_path):
     logits = torch.gather(reference.logits, 1, plan.predict[..., None].expand(-1, -1, reference.logits.shape[-1]))
     assert max_error(output.outputs["image"].prediction, logits, "from_pretrained: predictions") <= TOLERANCE
     assert max_error(output.loss, reference.loss, "from_pretrained: loss") <= TOLERANCE
+
+
+def test_head_counts_come_from_the_config_or_options_never_a_guess():
+    """config.json states the counts; a bare state dict of non-standard widths asks for them."""
+    hf = randomized(ViTMAEForPreTraining(ViTMAEConfig(**SMALL)))
+    state = hf.state_dict()
+    with pytest.raises(ValueError, match=r"the encoder is 64 wide.*--option heads=N"):
+        convert(state, {})
+    with pytest.raises(ValueError, match=r"the decoder is 32 wide.*--option decoder_heads=N"):
+        convert(state, {"heads": 4})
+    from_config = convert(state, hf.config.to_dict())
+    assert not any("heads" in note for note in from_config.metadata["notes"])
+    given = convert(state, {"heads": 2, "decoder_heads": 2, "num_attention_heads": 4})
+    assert "Encoder.heads = 2" in given.config and "image/MaskTokenDecoder.heads = 2" in given.config
+    assert "Encoder.heads = 4" in from_config.config and "image/MaskTokenDecoder.heads = 4" in from_config.config

@@ -16,6 +16,7 @@ from mmmae.types import MaskPlan
 from mmmae.zoo.convert.mae_st import convert
 from mmmae.zoo.convert import convert_checkpoint
 from mmmae.zoo.pretrained import build_model, from_pretrained
+from tests.zoo.convert.float32_bound import rounding_bound
 
 TOLERANCE = 1e-4
 DIM, DEPTH, HEADS, DEC_DIM, DEC_DEPTH, DEC_HEADS = 64, 2, 4, 32, 1, 4
@@ -86,9 +87,11 @@ def pos_table(state: dict, prefix: str, separable: bool, cls: bool) -> torch.Ten
     return torch.cat([state[f"{prefix}pos_embed_class"], table], dim=1) if cls else table
 
 
-def reference(state: dict, video: torch.Tensor, ids_keep: torch.Tensor, separable: bool, cls: bool, decoder: bool):
+def reference(state: dict, video: torch.Tensor, ids_keep: torch.Tensor, separable: bool, cls: bool, decoder: bool,
+              pooled: bool = False):
     """MAE-ST's forward on standardised video with the kept ids in `ids_keep` (any order):
-    (class output or None, encoded tokens in ids_keep order, predictions (B, N, P) or None)."""
+    (class output or None, encoded tokens in ids_keep order, predictions (B, N, P) or None);
+    with `pooled`, the fine-tuned model's (models_vit.py) feature before its head: (B, D)."""
     kernel = (TUBELET, PATCH, PATCH)
     x = F.conv3d(video, state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=kernel)
     x = x.flatten(2).transpose(1, 2)  # (B, T'H'W', D), t outermost
@@ -103,6 +106,8 @@ def reference(state: dict, video: torch.Tensor, ids_keep: torch.Tensor, separabl
         x = torch.cat([(state["cls_token"] + pos[:, :1]), x], dim=1)
     for i in range(DEPTH):
         x = block(state, f"blocks.{i}.", x, HEADS)
+    if pooled:  # mean over the patch tokens, then `norm`
+        return F.layer_norm(x[:, 1:].mean(dim=1), (DIM,), state["norm.weight"], state["norm.bias"], 1e-6)
     x = F.layer_norm(x, (DIM,), state["norm.weight"], state["norm.bias"], 1e-6)
     cls_out, latent = (x[:, 0], x[:, 1:]) if cls else (None, x)
     if not decoder:
@@ -225,3 +230,20 @@ def test_safetensors_file_through_convert_checkpoint_with_command_line_options(t
     with torch.no_grad():
         encoded, _ = model.encode({"video": video}, "video")
     assert max_error(encoded, latent, "from_pretrained: all tokens") <= TOLERANCE
+
+
+def test_fine_tuned_checkpoint_keeps_its_norm_on_the_pooled_feature():
+    """models_vit.py keys (the encoder's and a classifier `head`): `norm` follows the mean over
+    patch tokens, so it becomes the pool norm and model.features are the source's features."""
+    state = mae_st_state(decoder=False) | {"head.weight": 0.1 * torch.randn(7, DIM), "head.bias": torch.zeros(7)}
+    converted, model = converted_model(state)
+    assert converted.metadata["dropped_keys"] == ["head.bias", "head.weight"]
+    assert "Encoder.final_norm = False" in converted.config and "Encoder.pool_norm_eps = 1e-06" in converted.config
+    video = torch.rand(2, 3, FRAMES, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    expected = reference(state, (video - MEAN) / STD, torch.arange(NUM_TOKENS).expand(2, -1), True, True, False,
+                         pooled=True)
+    with torch.no_grad():
+        features = model.features({"video": video}, "video")
+    # stages: patch projection, 2 blocks, pooling + norm; longest sum: the C*t*p*p = 384 patch values
+    assert max_error(features, expected, "fine-tuned pooled features") <= rounding_bound(expected, 4, 3 * TUBELET *
+                                                                                         PATCH * PATCH)

@@ -10,13 +10,15 @@ import argparse
 import pytest
 import torch
 from safetensors.torch import save_file
-from transformers import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEModel
+from transformers import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification
 
+from mmmae.eval.classifier import Classifier
 from mmmae.zoo.convert import convert_checkpoint
 from mmmae.zoo.convert.videomae import convert
 from mmmae.zoo.pretrained import build_model, from_pretrained
-from tests.zoo.convert.test_hf_videomae import (SMALL, TOLERANCE, bool_mask, check_parity, clips, max_error,
+from tests.zoo.convert.test_hf_videomae import (SMALL, TOLERANCE, check_parity, clips, max_error,
                                                 mmmae_forward, randomized)
+from tests.zoo.convert.float32_bound import rounding_bound
 
 OFFICIAL = {**SMALL, "layer_norm_eps": 1e-6}
 HEADS = {"heads": 4, "decoder_heads": 4}
@@ -109,36 +111,60 @@ def test_tubelet_and_patch_come_from_the_weights():
                      "tubelet 1 / patch 16 logits") <= TOLERANCE
 
 
-def test_heads_default_by_width_with_a_note():
-    converted = convert(official_pretraining(official_hf()), {"decoder_heads": 4})
-    assert "Encoder.heads = 1" in converted.config  # 64 // 64: not a released width
-    assert any("heads=1 assumed" in note for note in converted.metadata["notes"])
-    with pytest.raises(ValueError, match="--option decoder_heads="):  # 32 wide: no default
-        convert(official_pretraining(official_hf()), {})
+def official_fine_tuned(hf: VideoMAEForVideoClassification) -> dict:
+    """modeling_finetune.py keys of an HF VideoMAEForVideoClassification: patch_embed, blocks,
+    `fc_norm` (mean pooling) or `norm`, and the classifier as `head`."""
+    sd = hf.state_dict()
+    state = {"patch_embed.proj.weight": sd["videomae.embeddings.patch_embeddings.projection.weight"],
+             "patch_embed.proj.bias": sd["videomae.embeddings.patch_embeddings.projection.bias"],
+             "head.weight": sd["classifier.weight"], "head.bias": sd["classifier.bias"]}
+    state |= official_blocks(sd, "videomae.encoder.layer", "blocks", hf.config.num_hidden_layers)
+    src, dst = ("fc_norm", "fc_norm") if hf.config.use_mean_pooling else ("videomae.layernorm", "norm")
+    state |= {f"{dst}.{p}": sd[f"{src}.{p}"] for p in ("weight", "bias")}
+    return {k: v.clone() for k, v in state.items()}
+
+
+def fine_tuned_hf(mean_pooling: bool) -> VideoMAEForVideoClassification:
+    """A random fine-tuned model with the official LayerNorm eps (1e-6, fc_norm's too)."""
+    hf = randomized(VideoMAEForVideoClassification(VideoMAEConfig(**{**OFFICIAL, "use_mean_pooling": mean_pooling,
+                                                                     "num_labels": 7})))
+    if mean_pooling:
+        hf.fc_norm.eps = 1e-6
+    return hf
 
 
 @pytest.mark.parametrize("mean_pooling", [True, False])
 def test_fine_tuned_layout_converts_the_encoder(mean_pooling):
     """modeling_finetune.py keys: patch_embed, blocks, norm or fc_norm, head (dropped)."""
-    hf = randomized(VideoMAEModel(VideoMAEConfig(**{**OFFICIAL, "use_mean_pooling": mean_pooling})))
-    sd = hf.state_dict()
-    state = {"patch_embed.proj.weight": sd["embeddings.patch_embeddings.projection.weight"],
-             "patch_embed.proj.bias": sd["embeddings.patch_embeddings.projection.bias"],
-             "head.weight": torch.randn(7, 64), "head.bias": torch.randn(7)}
-    state |= official_blocks(sd, "encoder.layer", "blocks", 2)
-    state |= {"fc_norm.weight": torch.ones(64), "fc_norm.bias": torch.zeros(64)} if mean_pooling else \
-        {"norm.weight": sd["layernorm.weight"], "norm.bias": sd["layernorm.bias"]}
-    converted = convert(state, HEADS)
+    hf = fine_tuned_hf(mean_pooling)
+    converted = convert(official_fine_tuned(hf), HEADS)
     assert converted.metadata["encoder_only"]
-    assert set(converted.metadata["dropped_keys"]) == {"head.bias", "head.weight"} | (
-        {"fc_norm.bias", "fc_norm.weight"} if mean_pooling else set())
+    assert set(converted.metadata["dropped_keys"]) == {"head.bias", "head.weight"}
     model = build_model(converted.config)
     model.load_state_dict(converted.state_dict, strict=False)
     video, pixel_values = clips()
     with torch.no_grad():
         encoded, _ = model.eval().encode({"video": video}, "video")
-        reference = hf(pixel_values).last_hidden_state
+        reference = hf.videomae(pixel_values).last_hidden_state
     assert max_error(encoded, reference, f"fine-tuned (fc_norm={mean_pooling}) features") <= TOLERANCE
+
+
+def test_fine_tuned_fc_norm_is_kept_as_the_norm_of_the_pooled_feature():
+    """The converted model's pooled features (model.features, and the fine-tuning Classifier's
+    fc_norm) are the source's fc_norm(mean over tokens), within float32 rounding."""
+    hf = fine_tuned_hf(mean_pooling=True)
+    converted = convert(official_fine_tuned(hf), HEADS)
+    assert "Encoder.pool_norm_eps = 1e-06" in converted.config and "Encoder.final_norm = False" in converted.config
+    model = build_model(converted.config).eval()
+    model.load_state_dict(converted.state_dict, strict=False)
+    video, pixel_values = clips()
+    with torch.no_grad():
+        reference = hf.fc_norm(hf.videomae(pixel_values).last_hidden_state.mean(dim=1))
+        features = model.features({"video": video}, "video")
+    # stages: patch projection, 2 blocks, pooling + fc_norm; longest sum: the C*t*p*p = 384 patch values
+    assert max_error(features, reference, "fine-tuned pooled features") <= rounding_bound(reference, 4, 3 * 2 * 8 * 8)
+    classifier = Classifier(model, "video", num_classes=7)
+    assert torch.equal(classifier.fc_norm.weight, hf.fc_norm.weight) and classifier.encoder.pool_norm is None
 
 
 def test_missing_and_unexpected_official_keys_are_listed():

@@ -1,0 +1,78 @@
+"""Preemption: SIGTERM (Slurm, `kill`) or Ctrl-C asks a run to stop after its current step.
+
+The first signal is recorded and the trainer finishes the step, writes a checkpoint and raises
+:class:`StopRequested`; the CLI prints where the checkpoint is and how to resume, and exits with
+128 + the signal's number (143 for SIGTERM, 130 for Ctrl-C), which Slurm's requeue understands.
+A second signal stops at once, with the signal's default action.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopRequested(Exception):
+    """A run stopped on a signal after writing `checkpoint` at `step`."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}; checkpoint {checkpoint}")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class SignalWatch:
+    """Within `with`: the first SIGTERM/SIGINT is recorded in `received`; a second one restores
+    the previous handlers and re-raises itself (the default action: terminate, KeyboardInterrupt).
+    Outside the main thread, where Python cannot install handlers, it watches nothing."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> SignalWatch:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None:
+            self._restore()
+            signal.raise_signal(signum)
+            return
+        self.received = signum
+        print(f"\nreceived {signal.Signals(signum).name}: stopping after this step with a checkpoint "
+              "(send it again to stop at once, without one)", file=sys.stderr, flush=True)
+
+    def requested(self, accelerator: Accelerator) -> int | None:
+        """The signal any process received (all processes agree, so that they stop at the same step)."""
+        received = self.received or 0
+        if accelerator.num_processes > 1:
+            flag = torch.tensor([received], device=accelerator.device)
+            received = int(accelerator.gather(flag).max().item())
+        return received or None
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A DataLoader worker's init: leave SIGTERM/SIGINT to the main process (which stops the run
+    cleanly), instead of dying mid-batch when the terminal or Slurm signals the whole group."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)

@@ -1,0 +1,70 @@
+"""SIGTERM / Ctrl-C: finish the step, checkpoint, say how to resume, exit 128 + signal; resume is exact."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mmmae.checkpoint import latest_checkpoint
+from mmmae.config import parse_config
+from mmmae.stop_signals import SignalWatch
+from mmmae.train import pretrain
+from tests.conftest import MICRO_GIN
+
+LONG_RUN = ["pretrain.steps = 60", "pretrain.save_every = 1000", "pretrain.log_every = 1"]
+
+
+def test_first_signal_is_recorded_and_a_second_stops_at_once():
+    with SignalWatch() as watch:
+        signal.raise_signal(signal.SIGINT)
+        assert watch.received == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def steps_logged(run_dir) -> int:
+    metrics = run_dir / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signalled_run_checkpoints_and_resumes_bitwise(tmp_path, signum):
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    params = [w for p in LONG_RUN for w in ("--gin_param", p)]
+    process = subprocess.Popen([sys.executable, "-m", "mmmae", "train", "--gin_file", MICRO_GIN, *params,
+                                "--output_dir", str(stopped)], stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.monotonic() + 120
+    while steps_logged(stopped) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    assert "Traceback" not in stderr
+    checkpoint = latest_checkpoint(stopped)
+    step = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
+    assert 3 <= step < 60
+    assert f"after step {step}; checkpoint {checkpoint}" in stderr
+    assert f"--output_dir {stopped} --resume" in stderr
+    assert not (stopped / "model.safetensors").exists()
+    if signum == signal.SIGINT:
+        return  # the same path as SIGTERM from here; resuming it once is enough
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the subprocess
+    try:
+        parse_config([MICRO_GIN], LONG_RUN)
+        pretrain(output_dir=str(stopped), resume=True)
+        parse_config([MICRO_GIN], LONG_RUN)
+        pretrain(output_dir=str(whole))
+    finally:
+        torch.set_num_threads(threads)
+    expected, resumed = load_file(str(whole / "model.safetensors")), load_file(str(stopped / "model.safetensors"))
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
