@@ -11,6 +11,7 @@ from mmmae.bench import STEP_DTYPES, STEP_VARIANTS
 from mmmae.checkpoint import CheckpointWriteError
 from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config
 from mmmae.eval.report import EVALUATION_LINES, extract_lines, flat_metrics
+from mmmae.gin_scan import without_gin_calls
 from mmmae.stop_signals import StopRequested
 
 
@@ -244,10 +245,15 @@ def resume_command(args: argparse.Namespace) -> str:
 
 
 def run_train(args: argparse.Namespace) -> dict:
-    from mmmae.train import pretrain
+    """Parse, then pretrain; a run directory that cannot be used (a run without --resume, --resume
+    with another config) exits with its message."""
+    from mmmae.train import RunDirError, pretrain
 
     parse_config(args.gin_file, args.gin_param)
-    return pretrain(output_dir=args.output_dir, resume=args.resume)
+    try:
+        return pretrain(output_dir=args.output_dir, resume=args.resume)
+    except RunDirError as error:
+        sys.exit(f"mmmae train: {without_gin_calls(error)}")
 
 
 def run_eval(args: argparse.Namespace) -> dict:
@@ -380,9 +386,9 @@ def main(argv: list[str] | None = None) -> None:
             return run_weight_command(args)
         summary = run_train(args)
     except ConfigError as error:
-        sys.exit(f"mmmae {args.command}: {error}")
+        sys.exit(f"mmmae {args.command}: {without_gin_calls(error)}")
     except CheckpointWriteError as error:
-        sys.exit(f"mmmae train: {error}")
+        sys.exit(f"mmmae train: {without_gin_calls(error)}")
     except StopRequested as stop:
         print(f"mmmae train: {stop}. To continue: {resume_command(args)}", file=sys.stderr)
         sys.exit(stop.exit_code)

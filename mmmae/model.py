@@ -61,11 +61,14 @@ class Modality(nn.Module):
             raise ValueError(f"modality {self.name!r}: {message}{chosen}") from error
 
     def tokenize(self, inputs) -> Tokens:
-        """Tokens of this modality's batch entry; a bad input names the modality."""
+        """Tokens of this modality's batch entry; a bad input names the modality (and the gin line
+        that set the tokenizer's patch, when the patch does not fit)."""
         try:
             tokens = self.tokenizer(inputs)
         except ValueError as error:
-            raise ValueError(f"modality {self.name!r}: {error}") from error
+            patch = binding_location(rf"({self.name}/)?{type(self.tokenizer).__name__}\.patch\s*=")
+            where = f" (patch set in {patch})" if patch and "patch" in str(error) else ""
+            raise ValueError(f"modality {self.name!r}: {error}{where}") from error
         tokens.embed = tokens.embed + self.embedding.to(tokens.embed.dtype)
         return tokens
 

@@ -14,17 +14,20 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 from safetensors.torch import save_model
-from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
+from mmmae.build_errors import build_errors
+from mmmae.check import CHECK_BATCH, dry_step
 from mmmae.checkpoint import MODEL_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
-from mmmae.config import OPERATIVE_CONFIG, config_difference
+from mmmae.config import OPERATIVE_CONFIG, binding_error, config_difference
 from mmmae.data.validate import drop_non_finite
 from mmmae.eval.evaluate import evaluations, run_evaluations
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder, ModelOutput
 from mmmae.optim import build_optimizer, scaled_lr
 from mmmae.stop_signals import SignalWatch, StopRequested, ignore_stop_signals
+from mmmae.train_settings import check_settings
 from mmmae.viz import reconstruction_panels, save_reconstruction_png
 
 logger = logging.getLogger(__name__)
@@ -39,25 +42,28 @@ def mask_seed(seed: int, micro_step: int) -> int:
     return int(np.random.SeedSequence([seed, micro_step]).generate_state(1)[0])
 
 
-@torch.no_grad()
-def check_inputs(model: MaskedAutoencoder, dataset: Dataset) -> None:
-    """Fail before any work if a modality's input is missing or does not tokenize, or its masker
-    cannot mask it (a missing side channel, a ratio that leaves no token visible)."""
-    first = next(iter(dataset)) if isinstance(dataset, IterableDataset) else dataset[0]
-    batch = getattr(dataset, "collate", default_collate)([first])
-    for name, modality in model.modalities.items():
-        if name not in batch:
-            raise KeyError(f"modality {name!r} is not in the dataset's samples (keys: {sorted(batch)})")
-        modality.mask(modality.tokenize(batch[name]), batch, MaskRNG.seeded(0))
-
-
-def prepare_run_dir(run_dir: Path, resume: bool, config: str) -> Path | None:
-    """Check the run directory against the request; returns the checkpoint to resume from."""
-    saved_config = run_dir / OPERATIVE_CONFIG
+def refuse_existing_run(run_dir: Path, resume: bool) -> None:
+    """RunDirError, before anything is built, if run_dir holds a run and this is not --resume."""
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None and not resume:
         raise RunDirError(f"{run_dir} already holds a run (latest checkpoint {checkpoint.name}); "
                           "pass --resume to continue it or choose another --output_dir")
+
+
+def check_maskers(model: MaskedAutoencoder) -> None:
+    """ConfigError naming `<name>/Modality.masker` for a modality that has none (bound to None)."""
+    for name, modality in model.modalities.items():
+        if modality.masker is None:
+            raise binding_error(f"modality {name!r} has no masker: bind {name}/Modality.masker (e.g. "
+                                f"@{name}/RandomMasking(), or @NoMasking() to hide nothing)",
+                                rf"({name}/)?Modality\.masker\s*=")
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, config: str) -> Path | None:
+    """Check a resumed run's saved config against this one (refuse_existing_run has checked the rest);
+    returns the checkpoint to resume from."""
+    saved_config = run_dir / OPERATIVE_CONFIG
+    checkpoint = latest_checkpoint(run_dir)
     if resume and saved_config.is_file():
         difference = config_difference(saved_config.read_text(), config, str(saved_config))
         if difference:
@@ -161,21 +167,31 @@ def pretrain(
     uncompiled model). The gin
     `evaluations` (probes, retrievals) run at the end on the trained and a fresh model.
     """
+    check_settings({"steps": steps, "batch_size": batch_size, "base_lr": base_lr, "min_lr_ratio": min_lr_ratio,
+                    "warmup_steps": warmup_steps, "weight_decay": weight_decay, "betas": betas, "clip_grad": clip_grad,
+                    "grad_accum": grad_accum, "mixed_precision": mixed_precision, "seed": seed,
+                    "num_workers": num_workers, "prefetch_factor": prefetch_factor, "save_every": save_every,
+                    "keep_checkpoints": keep_checkpoints, "log_every": log_every, "viz_every": viz_every})
     run_dir = Path(output_dir)
+    refuse_existing_run(run_dir, resume)
     accelerator = Accelerator(
         mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum, log_with="tensorboard",
         dynamo_backend=dynamo_backend, project_dir=str(run_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     set_seed(seed)
-    net, data = model(), dataset()
-    tasks = evaluations()  # built before the operative config is written, so their bindings are in it
+    with build_errors():  # a binding gin cannot build with: one message naming it
+        net, data = model(), dataset()
+        tasks = evaluations()  # built before the operative config is written, so their bindings are in it
+    check_maskers(net)
     # The random-init evaluations run on a copy of the initial model: a rebuilt one would share gin singletons.
     initial = copy.deepcopy(net) if tasks else None
-    check_inputs(net, data)
+    # `mmmae check`'s step, on a small batch: a recipe that cannot train fails here, before the run directory exists.
+    dry_step(net, data, min(batch_size, CHECK_BATCH), accelerator.device)
     if len(data) < batch_size * accelerator.num_processes:
-        raise ValueError(f"dataset of {len(data)} samples gives no full batch of {batch_size} on each of "
-                         f"{accelerator.num_processes} processes")
+        raise binding_error(f"pretrain.batch_size = {batch_size}: the dataset's {len(data)} samples give no full "
+                            f"batch on each of {accelerator.num_processes} processes; lower it or add samples",
+                            r"([\w/]+/)?pretrain\.batch_size\s*=")
     config = gin.operative_config_str()
     checkpoint = prepare_run_dir(run_dir, resume, config)
     accelerator.wait_for_everyone()

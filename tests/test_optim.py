@@ -2,6 +2,7 @@ import torch
 from torch import nn
 
 from mmmae.optim import param_groups
+from tests.float32_bound import rounding_bound
 
 
 class _WithTokens(nn.Module):
@@ -41,6 +42,8 @@ def test_build_optimizer_is_fused_adamw_with_the_for_loop_result():
             (model.norm(model.proj(x)) + model.mask_token + model.table[:1]).pow(2).sum().backward()
             optimizer.step()
             optimizer.zero_grad()
+    # 3 steps of about 10 roundings each (moments, bias corrections, sqrt, division, decay), at the size of the
+    # weight or of its step (at most the lr)
     for (name, a), b in zip(fused_model.named_parameters(), loop_model.parameters()):
-        assert torch.allclose(a, b, atol=1e-6), name
+        assert (a - b).abs().max() <= rounding_bound(b.abs() + 1e-2, 3, 10), name
     assert not torch.equal(fused_model.proj.weight, _WithTokens().proj.weight)

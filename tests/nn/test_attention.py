@@ -8,6 +8,10 @@ from einops import rearrange
 from mmmae.nn.attention import attention, packed_attention, resolve_backend, xformers_available
 from mmmae.nn.packing import Packing
 from mmmae.nn.blocks import Block
+from tests.float32_bound import rounding_bound
+
+# attention's three successive sums: scores over the head width, softmax and the weighted sum over the keys
+STAGES = 3
 
 
 def qkv(dtype=torch.float32, device="cpu"):
@@ -17,7 +21,8 @@ def qkv(dtype=torch.float32, device="cpu"):
 
 def test_sdpa_and_math_agree():
     q, k, v = qkv()
-    assert torch.allclose(attention(q, k, v, "sdpa"), attention(q, k, v, "math"), atol=1e-5)
+    reference = attention(q, k, v, "math")
+    assert (attention(q, k, v, "sdpa") - reference).abs().max() <= rounding_bound(reference, STAGES, 50)  # 50 keys
 
 
 def test_auto_on_cpu_is_sdpa_and_xformers_refuses_cpu():
@@ -38,7 +43,9 @@ def test_block_gradients_agree_across_backends():
         block = Block(32, 4, backend=backend)
         block(x).square().sum().backward()
         grads.append(block.attn.qkv.weight.grad)
-    assert torch.allclose(grads[0], grads[1], atol=1e-4)
+    # a block forward and backward, then the weight gradient's sum over the 2 * 10 tokens; the longest
+    # sum is the MLP's 128 hidden units
+    assert (grads[0] - grads[1]).abs().max() <= rounding_bound(grads[1], 3, 128)
 
 
 @pytest.mark.skipif(not (torch.cuda.is_available() and xformers_available()), reason="needs CUDA and xformers")
@@ -67,7 +74,9 @@ def test_packed_attention_equals_attention_per_sequence(backend):
     seqlens = [5, 3, 5, 7, 3, 1]
     q, k, v = packed_qkv(seqlens)
     packed = packed_attention(q, k, v, Packing(seqlens, "cpu"), backend)
-    assert torch.allclose(packed, unpacked_reference(q, k, v, seqlens), atol=1e-5)
+    reference = unpacked_reference(q, k, v, seqlens)
+    # masked to its sequence, each query's sums run over at most the 24 packed keys
+    assert (packed - reference).abs().max() <= rounding_bound(reference, STAGES, sum(seqlens))
 
 
 def test_packed_attention_gradients_match_unpacked():
@@ -79,7 +88,8 @@ def test_packed_attention_gradients_match_unpacked():
             unpacked_reference(q, k, v, seqlens)
         out.square().sum().backward()
         grads.append(q.grad)
-    assert torch.allclose(*grads, atol=1e-5)
+    # forward, then backward through the same three sums
+    assert (grads[0] - grads[1]).abs().max() <= rounding_bound(grads[1], 2 * STAGES, sum(seqlens))
 
 
 @pytest.mark.skipif(not (torch.cuda.is_available() and xformers_available()), reason="needs CUDA and xformers")

@@ -40,10 +40,11 @@ def test_checkpointing_changes_neither_loss_nor_gradients(build):
     (plain, plain_loss), (checkpointed, checkpointed_loss) = build(False), build(True)
     plain_loss.backward()
     checkpointed_loss.backward()
-    torch.testing.assert_close(checkpointed_loss, plain_loss, atol=1e-6, rtol=0)
+    # exact: the rerun forward calls the same kernels on the same shapes and draws the same drop paths
+    torch.testing.assert_close(checkpointed_loss, plain_loss, atol=0, rtol=0)
     for (name, p), q in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
         assert p.grad is not None, name
-        torch.testing.assert_close(q.grad, p.grad, atol=1e-6, rtol=0, msg=name)
+        torch.testing.assert_close(q.grad, p.grad, atol=0, rtol=0, msg=name)
 
 
 # Block calls: the encoder's specific block once per modality, then densely its separate block once per

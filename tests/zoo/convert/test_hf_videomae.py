@@ -14,9 +14,8 @@ from mmmae.zoo.convert import convert as convert_source
 from mmmae.zoo.convert import convert_checkpoint
 from mmmae.zoo.convert.hf_videomae import convert
 from mmmae.zoo.pretrained import build_model, from_pretrained
-from tests.zoo.convert.float32_bound import rounding_bound
+from tests.float32_bound import mse_bound, rounding_bound, vit_stages
 
-TOLERANCE = 1e-4
 SMALL = dict(image_size=32, patch_size=8, num_channels=3, num_frames=4, tubelet_size=2, hidden_size=64,
              num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, decoder_hidden_size=32,
              decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=128,
@@ -80,6 +79,30 @@ def max_error(a: torch.Tensor, b: torch.Tensor, what: str) -> float:
     return error
 
 
+def longest_sum(config: VideoMAEConfig, decoder: bool = False) -> int:
+    """The longest sum in an HF VideoMAE forward: a patch's C*t*p*p values, a width, an MLP's
+    hidden size or the token count; the decoder's widths too for predictions."""
+    tokens = config.num_frames // config.tubelet_size * (config.image_size // config.patch_size) ** 2
+    sums = [config.num_channels * config.tubelet_size * config.patch_size ** 2, config.hidden_size,
+            config.intermediate_size, tokens]
+    return max(sums + ([config.decoder_hidden_size, config.decoder_intermediate_size] if decoder else []))
+
+
+def bound(reference: torch.Tensor, config: VideoMAEConfig, decoder: bool = False) -> float:
+    """float32 rounding bound of an encoder output (tokens or pooled feature) or, with `decoder`,
+    of the predictions of the HF model with `config`: stages from the depths, terms from the sizes."""
+    stages = vit_stages(config.num_hidden_layers, config.decoder_num_hidden_layers if decoder else None)
+    return rounding_bound(reference, stages, longest_sum(config, decoder))
+
+
+def loss_bound(out, reference, config: VideoMAEConfig) -> float:
+    """The loss's bound from its predictions' (`bound`) and its targets' (standardised, then
+    normalised over a patch's P values: 2 stages of P terms), over the B*Q*P squares averaged."""
+    target = out.outputs["video"].tokens.target
+    difference = bound(reference.logits, config, decoder=True) + rounding_bound(target, 2, target.shape[-1])
+    return mse_bound(reference.loss, difference, reference.logits.numel())
+
+
 def check_parity(model, hf: VideoMAEForPreTraining, what: str):
     """The converted model's encoder features and predictions against HF's, the same clips and
     mask; returns (mmmae output, HF output, the mask)."""
@@ -89,8 +112,9 @@ def check_parity(model, hf: VideoMAEForPreTraining, what: str):
         reference = hf(pixel_values, bool_masked_pos=mask)
         features = hf.videomae(pixel_values, bool_masked_pos=mask).last_hidden_state
     out = mmmae_forward(model, video, mask)
-    assert max_error(out.outputs["video"].encoded, features, f"{what} encoder features") <= TOLERANCE
-    assert max_error(out.outputs["video"].prediction, reference.logits, f"{what} reconstruction logits") <= TOLERANCE
+    assert max_error(out.outputs["video"].encoded, features, f"{what} encoder features") <= bound(features, hf.config)
+    assert max_error(out.outputs["video"].prediction, reference.logits, f"{what} reconstruction logits") <= bound(
+        reference.logits, hf.config, decoder=True)
     return out, reference, mask
 
 
@@ -99,9 +123,30 @@ def test_pretraining_parity(overrides):
     hf = hf_pretraining(**overrides)
     converted, model = converted_model(hf)
     out, reference, mask = check_parity(model, hf, "pretraining")
-    assert max_error(out.loss, reference.loss, "loss") <= TOLERANCE
+    assert max_error(out.loss, reference.loss, "loss") <= loss_bound(out, reference, hf.config)
     assert not converted.state_dict["modalities.video.embedding"].any()
     assert f"video/TubeletTokenizer.norm_target = {hf.config.norm_pix_loss}" in converted.config
+
+
+def test_a_dropped_tensor_moves_the_outputs_far_outside_the_bounds():
+    """The bounds are float32 rounding, not slack: zeroing one converted bias (as a dropped or
+    misplaced key would) moves the features or predictions it feeds by ~0.1, far above them."""
+    hf = hf_pretraining()
+    converted, _ = converted_model(hf)
+    video, pixel_values = clips()
+    mask = bool_mask()
+    with torch.no_grad():
+        logits = hf(pixel_values, bool_masked_pos=mask).logits
+        features = hf.videomae(pixel_values, bool_masked_pos=mask).last_hidden_state
+    for key, decoder in [("encoder.blocks.1.norm1.bias", False), ("modalities.video.decoder.head.bias", True)]:
+        state = dict(converted.state_dict) | {key: torch.zeros_like(converted.state_dict[key])}
+        model = build_model(converted.config)
+        model.load_state_dict(state)
+        out = mmmae_forward(model.eval(), video, mask).outputs["video"]
+        output, reference = (out.prediction, logits) if decoder else (out.encoded, features)
+        error, allowed = max_error(output, reference, f"without {key}"), bound(reference, hf.config, decoder)
+        print(f"without {key}: {error / allowed:.0f} times the bound {allowed:.1e}")
+        assert error > 10 * allowed
 
 
 def test_legacy_q_bias_keys_and_the_mlp_ratio_of_each_part():
@@ -118,7 +163,7 @@ def test_legacy_q_bias_keys_and_the_mlp_ratio_of_each_part():
     with torch.no_grad():
         logits = hf(pixel_values, bool_masked_pos=bool_mask()).logits
     assert max_error(mmmae_forward(model.eval(), video, bool_mask()).outputs["video"].prediction, logits,
-                     "legacy-key logits") <= TOLERANCE
+                     "legacy-key logits") <= bound(logits, hf.config, decoder=True)
 
 
 @pytest.mark.parametrize("use_mean_pooling", [True, False])
@@ -136,8 +181,10 @@ def test_videomae_model_features_through_a_pretrained_directory(tmp_path, use_me
         full = hf(pixel_values).last_hidden_state
         encoded, _ = model.encode({"video": video}, "video")
     assert max_error(mmmae_forward(model, video, mask).outputs["video"].encoded, visible,
-                     f"VideoMAEModel(use_mean_pooling={use_mean_pooling}) visible features") <= TOLERANCE
-    assert max_error(encoded, full, f"VideoMAEModel(use_mean_pooling={use_mean_pooling}) all tokens") <= TOLERANCE
+                     f"VideoMAEModel(use_mean_pooling={use_mean_pooling}) visible features") <= bound(
+        visible, hf.config)
+    assert max_error(encoded, full, f"VideoMAEModel(use_mean_pooling={use_mean_pooling}) all tokens") <= bound(
+        full, hf.config)
 
 
 def test_missing_and_unexpected_keys_are_listed():
@@ -189,7 +236,7 @@ def test_video_classification_fc_norm_is_kept_as_the_norm_of_the_pooled_feature(
         reference = hf.fc_norm(hf.videomae(pixel_values).last_hidden_state.mean(dim=1))
         features = model.features({"video": video}, "video")
     # stages: patch projection, 2 blocks, pooling + fc_norm; longest sum: the C*t*p*p = 384 patch values
-    assert max_error(features, reference, "classification pooled features") <= rounding_bound(reference, 4, 384)
+    assert max_error(features, reference, "classification pooled features") <= bound(reference, hf.config)
     converted = convert(hf.state_dict(), hf.config.to_dict())
     assert converted.metadata["dropped_keys"] == ["classifier.bias", "classifier.weight"]
 
