@@ -4,6 +4,7 @@ gin files and bindings in; runs, weights, figures and reports out."""
 import argparse
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -390,6 +391,9 @@ def main(argv: list[str] | None = None) -> None:
     except CheckpointWriteError as error:
         sys.exit(f"mmmae train: {without_gin_calls(error)}")
     except StopRequested as stop:
-        print(f"mmmae train: {stop}. To continue: {resume_command(args)}", file=sys.stderr)
+        print(f"mmmae train: {without_gin_calls(stop)}. To continue: {resume_command(args)}", file=sys.stderr)
         sys.exit(stop.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C outside training steps (which stop with a checkpoint instead)
+        print(f"\nmmmae {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     print(format_summary(summary))

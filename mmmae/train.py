@@ -284,6 +284,7 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
             if step % save_every == 0 or step == steps or signum:
                 checkpoint = save_checkpoint(accelerator, net, run_dir, step, schedule, keep_checkpoints)
             if signum:
+                progress.close()  # ends the progress line, so that the CLI's message starts a line of its own
                 raise StopRequested(signum, step, checkpoint)
             if step == steps:
                 break

@@ -51,7 +51,8 @@ def test_a_signalled_run_checkpoints_and_resumes_bitwise(tmp_path, signum):
     checkpoint = latest_checkpoint(stopped)
     step = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
     assert 3 <= step < 60
-    assert f"after step {step}; checkpoint {checkpoint}" in stderr
+    assert f"\nmmmae train: stopped by {signal.Signals(signum).name} after step {step}; checkpoint {checkpoint}. " in stderr
+    assert "In call to configurable" not in stderr
     assert f"--output_dir {stopped} --resume" in stderr
     assert not (stopped / "model.safetensors").exists()
     if signum == signal.SIGINT:
@@ -68,3 +69,16 @@ def test_a_signalled_run_checkpoints_and_resumes_bitwise(tmp_path, signum):
         torch.set_num_threads(threads)
     expected, resumed = load_file(str(whole / "model.safetensors")), load_file(str(stopped / "model.safetensors"))
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+
+
+def test_ctrl_c_outside_the_training_steps_is_one_line_and_exit_130(monkeypatch, capsys):
+    import mmmae.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mmmae.cli, "run_describe", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        mmmae.cli.main(["describe", "pretrain"])
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.strip() == "mmmae describe: interrupted (Ctrl-C)"

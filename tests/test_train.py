@@ -18,12 +18,9 @@ from mmmae.checkpoint import latest_checkpoint
 from mmmae.config import parse_config
 from mmmae.train import RunDirError, pretrain
 from tests.conftest import MICRO_GIN
+from tests.interrupt import Interrupted, run_until_interrupted
 
 MICRO_OVERRIDES = Path(__file__).parent / "fixtures" / "micro_overrides.gin"
-
-
-class Interrupted(Exception):
-    """Stands in for a kill: raised from inside the loop."""
 
 
 def train(run_dir, *params, resume=False):
@@ -65,19 +62,8 @@ def test_loss_decreases_over_a_short_run(tmp_path):
 
 
 def test_resume_after_interruption_is_bitwise_equal(uninterrupted, tmp_path, monkeypatch):
-    original = mmmae.train.log_metrics
-
-    def interrupt_at_step_5(accelerator, run_dir, step, *args):
-        record = original(accelerator, run_dir, step, *args)
-        if step == 5:
-            raise Interrupted
-        return record
-
-    monkeypatch.setattr(mmmae.train, "log_metrics", interrupt_at_step_5)
-    with pytest.raises(Interrupted):
-        train(tmp_path, "pretrain.log_every = 1")
+    run_until_interrupted(lambda: train(tmp_path, "pretrain.log_every = 1"), monkeypatch)
     assert latest_checkpoint(tmp_path).name == "step_00000003"
-    monkeypatch.setattr(mmmae.train, "log_metrics", original)
     train(tmp_path, "pretrain.log_every = 1", resume=True)
     expected, resumed = weights(uninterrupted), weights(tmp_path)
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)
@@ -264,19 +250,8 @@ def test_media_resume_mid_epoch_is_bitwise_equal(tmp_path, monkeypatch):
         pretrain(output_dir=str(run_dir), resume=resume)
 
     media_train(tmp_path / "whole")
-    original = mmmae.train.log_metrics
-
-    def interrupt_at_step_5(accelerator, run_dir, step, *args):
-        record = original(accelerator, run_dir, step, *args)
-        if step == 5:
-            raise Interrupted
-        return record
-
-    monkeypatch.setattr(mmmae.train, "log_metrics", interrupt_at_step_5)
-    with pytest.raises(Interrupted):
-        media_train(tmp_path / "resumed")
+    run_until_interrupted(lambda: media_train(tmp_path / "resumed"), monkeypatch)
     assert latest_checkpoint(tmp_path / "resumed").name == "step_00000003"  # 2 steps an epoch: mid-epoch 1
-    monkeypatch.setattr(mmmae.train, "log_metrics", original)
     media_train(tmp_path / "resumed", resume=True)
     expected, resumed = weights(tmp_path / "whole"), weights(tmp_path / "resumed")
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)

@@ -3,8 +3,6 @@ import json
 import pytest
 import torch
 
-import mmmae.train
-
 from mmmae.config import parse_config
 from mmmae.data.clip_sampling import DenseSampling
 from mmmae.data.layouts import class_folder
@@ -12,7 +10,8 @@ from mmmae.data.shards import stream_shards, write_shards
 from mmmae.data.streaming import StreamingMediaDataset
 from mmmae.data.synthetic_media import write_demo_media
 from mmmae.train import pretrain
-from tests.test_train import MICRO_OVERRIDES, Interrupted, losses, weights
+from tests.interrupt import run_until_interrupted
+from tests.test_train import MICRO_OVERRIDES, losses, weights
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +78,7 @@ def test_pretrain_on_shards_resumes_mid_epoch_bitwise(media, tmp_path, monkeypat
         pretrain(output_dir=str(run_dir), resume=resume)
 
     shard_train(tmp_path / "whole")
-    original = mmmae.train.log_metrics
-
-    def interrupt_at_step_5(accelerator, run_dir, step, *args):
-        record = original(accelerator, run_dir, step, *args)
-        if step == 5:
-            raise Interrupted
-        return record
-
-    monkeypatch.setattr(mmmae.train, "log_metrics", interrupt_at_step_5)
-    with pytest.raises(Interrupted):
-        shard_train(tmp_path / "resumed")
-    monkeypatch.setattr(mmmae.train, "log_metrics", original)
+    run_until_interrupted(lambda: shard_train(tmp_path / "resumed"), monkeypatch)
     shard_train(tmp_path / "resumed", resume=True)  # from step 3: mid-epoch 0
     expected, resumed = weights(tmp_path / "whole"), weights(tmp_path / "resumed")
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)

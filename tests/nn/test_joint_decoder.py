@@ -8,6 +8,7 @@ import torch
 from mmmae.nn.joint_decoder import JointDecoder
 from mmmae.nn.shared_decoder import SharedDecoder
 from mmmae.types import MaskPlan, Tokens
+from tests.float32_bound import rounding_bound
 
 
 def modalities():
@@ -30,7 +31,8 @@ def depends(decoder, target: str, source: str) -> bool:
     encoded, tokens, plans, present = inputs()
     before = decoder(encoded, tokens, plans, present)[target]
     changed = dict(encoded, **{source: encoded[source].flip(0)})
-    return not torch.allclose(before, decoder(changed, tokens, plans, present)[target], atol=1e-6)
+    # above rounding: the embedding, a block, the norm and the head, sums of at most 4 * 8 hidden units
+    return (before - decoder(changed, tokens, plans, present)[target]).abs().max() > rounding_bound(before, 4, 32)
 
 
 @pytest.mark.parametrize("make", [
