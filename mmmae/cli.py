@@ -13,7 +13,7 @@ from mmmae.checkpoint import CheckpointWriteError
 from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config
 from mmmae.eval.report import EVALUATION_LINES, extract_lines, flat_metrics
 from mmmae.gin_scan import without_gin_calls
-from mmmae.stop_signals import StopRequested
+from mmmae.stop_signals import StopRequested, Terminated, raise_on_sigterm
 
 
 def positive_int(text: str) -> int:
@@ -366,6 +366,7 @@ def run_weight_command(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    raise_on_sigterm()
     try:
         if args.command == "validate":
             sys.exit(run_validate(args))
@@ -396,4 +397,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:  # Ctrl-C outside training steps (which stop with a checkpoint instead)
         print(f"\nmmmae {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
+    except Terminated:
+        print(f"\nmmmae {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     print(format_summary(summary))

@@ -3,11 +3,14 @@
 The first signal is recorded and the trainer finishes the step, writes a checkpoint and raises
 :class:`StopRequested`; the CLI prints where the checkpoint is and how to resume, and exits with
 128 + the signal's number (143 for SIGTERM, 130 for Ctrl-C), which Slurm's requeue understands.
-A second signal stops at once, with the signal's default action.
+A second signal stops at once. Outside the steps, the CLI ends a command on SIGTERM or Ctrl-C
+with one line ("terminated", "interrupted") and 143 / 130.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
 import sys
 import threading
@@ -29,6 +32,19 @@ class StopRequested(Exception):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+class Terminated(Exception):
+    """SIGTERM outside the training steps (start-up, evaluations): the command ends with one line, exit 143."""
+
+
+def raise_on_sigterm() -> None:
+    """Make SIGTERM raise Terminated in this process (a SignalWatch takes over during the training steps)."""
+
+    def terminated(signum: int, frame) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)
 
 
 class SignalWatch:
@@ -71,8 +87,25 @@ class SignalWatch:
         return received or None
 
 
-def ignore_stop_signals(worker_id: int) -> None:
-    """A DataLoader worker's init: leave SIGTERM/SIGINT to the main process (which stops the run
-    cleanly), instead of dying mid-batch when the terminal or Slurm signals the whole group."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+class WorkerSignals:
+    """A DataLoader ``worker_init_fn``: the workers' part in a clean stop.
+
+    SIGINT is ignored (a terminal sends Ctrl-C to the whole group; the main process stops the run).
+    SIGTERM (Slurm signals every process of a job) is ignored while the run goes on, so that a
+    worker still delivers the batch the main process may be waiting for as it finishes its step,
+    and obeyed (a clean exit) once the main process is exiting: multiprocessing ends daemonic
+    workers with SIGTERM at interpreter exit and waits for them, which an ignoring worker would
+    never answer. The flag is shared memory, set by an exit hook that runs before
+    multiprocessing's (exit hooks run last-registered first)."""
+
+    def __init__(self) -> None:
+        self.exiting = torch.zeros((), dtype=torch.bool).share_memory_()
+        atexit.register(self.exiting.fill_, True)
+
+    def __call__(self, worker_id: int) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame) -> None:
+        if bool(self.exiting):
+            os._exit(0)

@@ -26,7 +26,7 @@ from mmmae.eval.evaluate import evaluations, run_evaluations
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder, ModelOutput
 from mmmae.optim import build_optimizer, scaled_lr
-from mmmae.stop_signals import SignalWatch, StopRequested, ignore_stop_signals
+from mmmae.stop_signals import SignalWatch, StopRequested, WorkerSignals
 from mmmae.train_settings import check_settings
 from mmmae.viz import reconstruction_panels, save_reconstruction_png
 
@@ -71,10 +71,16 @@ def prepare_run_dir(run_dir: Path, resume: bool, config: str) -> Path | None:
     return checkpoint
 
 
+SAMPLE_COUNTS = ("bad_samples", "non_finite_dropped")  # logged as totals, not means: summing them counts samples
+
+
 def log_metrics(accelerator: Accelerator, run_dir: Path, step: int, window: list[dict], extra: dict) -> dict:
-    """Average the logged scalars of the last steps over steps and processes; write one JSON line."""
-    means = {k: torch.stack([logs[k] for logs in window]).float().mean() for k in window[0]}
-    record = {"step": step, **{k: accelerator.reduce(v, reduction="mean").item() for k, v in means.items()}, **extra}
+    """The logged scalars of the last steps, averaged over steps and processes (the sample counts
+    SAMPLE_COUNTS summed instead, so that the column adds up to the run's total); one JSON line."""
+    reduction = {k: "sum" if k in SAMPLE_COUNTS else "mean" for k in window[0]}
+    window_values = {k: getattr(torch.stack([logs[k] for logs in window]).float(), reduction[k])() for k in window[0]}
+    record = {"step": step, **{k: accelerator.reduce(v, reduction=reduction[k]).item() for k, v in window_values.items()},
+              **extra}
     accelerator.log(record, step=step)
     if accelerator.is_main_process:
         with open(run_dir / "metrics.jsonl", "a") as f:
@@ -205,7 +211,7 @@ def pretrain(
     # A dataset may bring its own collate (MediaDataset flattens repeated clips); a stream shuffles itself.
     loader = DataLoader(data, batch_size=batch_size, shuffle=not isinstance(data, IterableDataset), drop_last=True,
                         num_workers=num_workers, persistent_workers=num_workers > 0,
-                        collate_fn=getattr(data, "collate", None), worker_init_fn=ignore_stop_signals,
+                        collate_fn=getattr(data, "collate", None), worker_init_fn=WorkerSignals(),
                         prefetch_factor=prefetch_factor if num_workers > 0 else None)
     net, optimizer, loader = accelerator.prepare(net, optimizer, loader)
 
@@ -295,8 +301,8 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
 def report_unreadable(accelerator: Accelerator, epoch: int, unreadable: torch.Tensor) -> None:
     """Print how many unreadable samples the dataset skipped in this epoch, over all processes (if any)."""
     total = int(accelerator.reduce(unreadable, reduction="sum").item())
-    if total:
-        accelerator.print(f"epoch {epoch}: {total} unreadable samples skipped (each logged with its file and reason)")
+    if total and accelerator.is_main_process:  # tqdm.write: on a line of its own, above the progress bar
+        tqdm.write(f"epoch {epoch}: {total} unreadable samples skipped (each logged with its file and reason)")
 
 
 def loss_curve(run_dir: Path) -> dict:

@@ -82,3 +82,45 @@ def test_ctrl_c_outside_the_training_steps_is_one_line_and_exit_130(monkeypatch,
         mmmae.cli.main(["describe", "pretrain"])
     assert stopped.value.code == 130
     assert capsys.readouterr().err.strip() == "mmmae describe: interrupted (Ctrl-C)"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_with_loader_workers_stops_when_its_whole_group_is_signalled(tmp_path, signum):
+    """Slurm and a terminal signal every process of the job, loader workers included: the workers
+    keep serving until the main process exits, then end (they once ignored the exit-time SIGTERM
+    and the run hung after its message)."""
+    run = tmp_path / "run"
+    params = [w for p in [*LONG_RUN, "pretrain.num_workers = 2"] for w in ("--gin_param", p)]
+    process = subprocess.Popen([sys.executable, "-m", "mmmae", "train", "--gin_file", MICRO_GIN, *params,
+                                "--output_dir", str(run)], stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, OMP_NUM_THREADS="1"), start_new_session=True)
+    deadline = time.monotonic() + 120
+    while steps_logged(run) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signum)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        leftover = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+        if process.poll() is None or leftover:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    assert "\nmmmae train: stopped by" in stderr and "Traceback" not in stderr
+    assert not leftover  # no worker outlives the run
+
+
+def test_sigterm_outside_the_training_steps_is_one_line_and_exit_143(monkeypatch, capsys):
+    import mmmae.cli
+
+    def terminated_while_describing(args):
+        signal.raise_signal(signal.SIGTERM)  # main() made SIGTERM raise: no default kill, no traceback
+
+    monkeypatch.setattr(mmmae.cli, "run_describe", terminated_while_describing)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            mmmae.cli.main(["describe", "pretrain"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == 143
+    assert capsys.readouterr().err.strip() == "mmmae describe: terminated (SIGTERM)"

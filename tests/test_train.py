@@ -224,12 +224,13 @@ def test_unreadable_media_is_skipped_counted_and_summarised_per_epoch(tmp_path, 
     for path in broken:
         path.write_bytes(path.read_bytes()[:1500])  # truncated
     bindings = [f"MEDIA_TRAIN = '{root}'", f"MEDIA_TEST = '{root}'", "FRAMES = 4", "STRIDE = 2", "FRAME_SIZE = 16",
-                "MediaDataset.modalities = ['video']", "pretrain.steps = 4", "pretrain.log_every = 1"]
+                "MediaDataset.modalities = ['video']", "pretrain.steps = 4", "pretrain.log_every = 3"]
     parse_config(["recipes/videomae_folder.gin", str(MICRO_OVERRIDES)], bindings)
     with caplog.at_level("WARNING"):
         pretrain(output_dir=str(tmp_path / "run"))
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    # One record per step, each the batch's count; 4 steps = 2 epochs, each counting both bad rows once.
+    # Records at steps 1, 3 and 4, each the total of its steps; 4 steps = 2 epochs, each counting both bad rows once.
+    assert [r["step"] for r in records] == [1, 3, 4]
     assert sum(r["bad_samples"] for r in records) == 4
     assert all(path.name in caplog.text for path in broken)
     out = capsys.readouterr().out

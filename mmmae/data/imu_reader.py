@@ -203,7 +203,8 @@ def resample_imu(
     at t = start + j / rate (``log`` as :func:`read_imu_log` checked it, gaps included).
 
     MediaError(path, ...) for an empty span, and naming the device if it is missing from the log or
-    if its samples do not reach from start to the last interpolated time.
+    if its samples do not reach from start to the last interpolated time; a sample holds for one of
+    the device's sampling intervals, so the last one covers up to one interval after it.
     """
     if not end > start:
         raise MediaError(path, f"empty span [{start:g}, {end:g}) s: a clip of no duration has no IMU signal")
@@ -216,7 +217,9 @@ def resample_imu(
         times, values = log[device]
         query = start + np.arange(round(rate * (end - start))) / rate
         last = query[-1] if len(query) else start
-        if times[0] > start + _TIME_TOLERANCE or times[-1] < last - _TIME_TOLERANCE:
+        # a sample holds until the next one: a 10 Hz log ending at 1.9 s covers up to 2.0 s
+        period = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+        if times[0] > start + _TIME_TOLERANCE or times[-1] < last - period - _TIME_TOLERANCE:
             raise MediaError(
                 path, f"IMU device {device!r} covers [{times[0]:g}, {times[-1]:g}] s, not the span [{start:g}, {end:g})"
             )

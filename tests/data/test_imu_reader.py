@@ -243,3 +243,16 @@ def test_unreadable_paths_empty_files_and_empty_spans_say_so_in_words(tmp_path, 
         resample_imu(read_imu_log(csv_log), 0.5, 0.5, {"wrist": 16.0}, path=str(csv_log))
     with pytest.raises(ValueError, match="max_gap must be a positive number of seconds"):
         read_imu_log(csv_log, max_gap=0.0)
+
+
+def test_the_last_sample_of_a_slow_log_holds_for_its_interval(tmp_path):
+    """A 10 Hz log of a 2 s clip ends at 1.9 s and covers [1, 2) at 32 Hz; two samples short does not."""
+    times = np.arange(20) / 10.0
+    values = np.stack([times, -times], axis=-1)
+    log = {"wrist": (times, values)}
+    out = resample_imu(log, 1.0, 2.0, {"wrist": 32.0})["wrist"]
+    assert out.shape == (32, 2)
+    np.testing.assert_array_equal(out[-3:, 0].numpy(), np.float32(1.9))  # held after the last sample
+    short = {"wrist": (times[:-2], values[:-2])}  # ends at 1.7 s: 0.27 s before the last query
+    with pytest.raises(MediaError, match=r"'wrist' covers \[0, 1.7\] s, not the span \[1, 2\)"):
+        resample_imu(short, 1.0, 2.0, {"wrist": 32.0})
