@@ -239,9 +239,12 @@ def format_summary(summary: dict) -> str:
 
 
 def resume_command(args: argparse.Namespace) -> str:
-    """The `mmmae train ... --resume` command line that continues the run `args` started."""
-    words = ["mmmae", "train", *[w for f in args.gin_file for w in ("--gin_file", f)],
-             *[w for p in args.gin_param for w in ("--gin_param", p)], "--output_dir", args.output_dir, "--resume"]
+    """The `mmmae train ... --resume` command line that continues the run `args` started, with
+    absolute paths so that it works from any folder (gin files found in the package stay as given)."""
+    files = [str(Path(f).resolve()) if Path(f).is_file() else f for f in args.gin_file]
+    words = ["mmmae", "train", *[w for f in files for w in ("--gin_file", f)],
+             *[w for p in args.gin_param for w in ("--gin_param", p)],
+             "--output_dir", str(Path(args.output_dir).resolve()), "--resume"]
     return shlex.join(words)
 
 

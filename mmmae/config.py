@@ -153,11 +153,19 @@ def _gin_text(error: Exception) -> str:
     return "\n".join(lines[:cut])
 
 
+def _hinted(text: str) -> str:
+    """gin's message, with 'did you mean ...?' for an unknown configurable or parameter."""
+    from mmmae.describe import suggestion  # describe builds on this module
+
+    hint = suggestion(text)
+    return f"{text}\n{hint[0].upper()}{hint[1:]}" if hint else text
+
+
 def _file_error(error: Exception) -> str:
     """gin's message for a mistake in a file, with the file's path when gin gave only its name."""
     token = re.search(r"Failed to parse token '.*?' \((.+?), line (\d+)\)", str(error))
     if not token:
-        return str(error)
+        return _hinted(str(error))
     for name in _parsed["files"]:
         for where, line in _lines_in_parse_order(name):
             if where.endswith(f'{token.group(1)}", line {token.group(2)}'):
@@ -173,7 +181,7 @@ def _parse_params(params: Sequence[str]) -> None:
         except (ValueError, SyntaxError, tokenize.TokenError) as error:
             if re.match(r"No bindings specified for '.+?/gin\.macro'", str(error)):
                 raise
-            raise ConfigError(f"invalid gin config (--gin_param {index}):\n{_gin_text(error)}\n"
+            raise ConfigError(f"invalid gin config (--gin_param {index}):\n{_hinted(_gin_text(error))}\n"
                               f"{located(f'--gin_param {index}', param.strip())}") from None
 
 

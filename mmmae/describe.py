@@ -4,6 +4,7 @@ its docstring, and where the package's gin files bind it."""
 import difflib
 import inspect
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,21 @@ def lookup(name: str) -> tuple[str, object]:
             "`mmmae describe` with no name lists them all"
         raise ConfigError(f"no configurable named {bare!r}: {hint}")
     return scope, found[0]
+
+
+def suggestion(gin_message: str) -> str:
+    """'did you mean ...?' for gin's unknown-configurable and unknown-parameter errors ('' otherwise)."""
+    if unknown := re.search(r"No configurable matching '([\w.]+)'", gin_message):
+        try:
+            lookup(unknown.group(1))
+        except ConfigError as error:
+            return error.args[0].partition(": ")[2] if "did you mean" in error.args[0] else ""
+    if unknown := re.search(r"Configurable '([\w.]+)' doesn't have a parameter named '(\w+)'", gin_message):
+        _, record = lookup(unknown.group(1))
+        close = difflib.get_close_matches(unknown.group(2), [p.name for p in parameters(record)], n=3, cutoff=0.6)
+        return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+            f"`mmmae describe {unknown.group(1)}` lists its parameters"
+    return ""
 
 
 def parameters(record) -> list[inspect.Parameter]:

@@ -117,3 +117,13 @@ def test_a_bare_word_says_how_to_write_a_value(tmp_path):
     with pytest.raises(ConfigError, match=r"cannot read the value 'joint': write a string in quotes \('joint'\)") as e:
         parse_config([path])
     assert f'In file "{path}", line 2\n    Encoder.fusion = joint' in str(e.value)
+
+
+@pytest.mark.parametrize(("binding", "hint"), [("video/TubeMaskng.ratio = 0.8", "Did you mean 'TubeMasking'"),
+                                               ("video/TubeMasking.ratoi = 0.8", "Did you mean 'ratio'?")])
+def test_a_misspelt_configurable_or_parameter_gets_the_closest_names(tmp_path, binding, hint):
+    recipe = tmp_path / "recipe.gin"
+    recipe.write_text(f"include 'recipes/quickstart_video.gin'\n{binding}\n")
+    for files, params in (([str(recipe)], []), (["recipes/quickstart_video.gin"], [binding])):
+        with pytest.raises(ConfigError, match=hint):
+            parse_config(files, params)
