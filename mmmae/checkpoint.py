@@ -3,8 +3,8 @@
 A checkpoint is Accelerate's `save_state` folder (model as safetensors; optimizer, sampler and RNG
 states as tensors and plain containers that Accelerate reads back with `weights_only=True`) plus
 `trainer_state.json` (the step and the learning-rate schedule, as JSON). Nothing mmmae resumes from is
-unpickled into objects: Accelerate's custom-state files (`custom_checkpoint_*.pkl`, which it loads
-with `weights_only=False`, i.e. able to run code) are never written nor read. It is written
+unpickled into objects: Accelerate's custom-state files (`custom_checkpoint_*.pkl`, which it
+unpickles without restriction, i.e. able to run code) are never written nor read. It is written
 under `<name>.partial` and renamed into place only when complete; `checkpoints/latest`
 names the newest complete one and is replaced atomically. A crash or kill while writing
 leaves the previous checkpoint and pointer untouched.
@@ -116,7 +116,7 @@ def load_checkpoint(accelerator: Accelerator, path: Path, schedule: LRScheduler)
     planted = sorted(p.name for p in Path(path).glob("custom_checkpoint_*"))
     if planted:
         raise ValueError(f"{path} holds {', '.join(planted)}, which mmmae never writes and will not load (Accelerate "
-                         "unpickles such files with weights_only=False, which can run code). Delete them if the "
+                         "unpickles such files without restriction, which can run code). Delete them if the "
                          "folder is yours, then resume")
     try:
         for rng_file in Path(path).glob("random_states_*.pkl"):  # Accelerate skips an unreadable one silently

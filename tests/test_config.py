@@ -85,6 +85,7 @@ def test_a_misspelt_scope_in_a_file_names_its_line(tmp_path):
 
 def test_an_overrides_file_may_bind_scopes_of_the_package_recipes_that_this_recipe_does_not_use():
     parse_config([MICRO_GIN, "tests/fixtures/micro_overrides.gin"])  # binds audio/ and imu/ for a video recipe
+    assert gin.query_parameter("audio/AudioTokenizer.target_length") == 48  # kept, not refused as a typo
 
 
 def test_an_unclosed_bracket_names_the_file_and_the_line_it_opened(tmp_path):

@@ -39,6 +39,13 @@ def test_the_location_is_the_binding_that_wins():
     assert str(error.value).endswith("In --gin_param 1: pretrain.steps = True") and "micro.gin" not in str(error.value)
 
 
-def test_settings_in_range_pass():
-    check_settings({"steps": 1, "warmup_steps": 0, "base_lr": 1e-3, "betas": [0.9, 0.95], "clip_grad": None,
-                    "mixed_precision": "bf16", "min_lr_ratio": 0.0})
+def test_the_edges_of_each_range_pass_and_just_beyond_is_refused():
+    edges = {"steps": 1, "warmup_steps": 0, "base_lr": 1e-3, "betas": [0.9, 0.95], "clip_grad": None,
+             "mixed_precision": "bf16", "min_lr_ratio": 0.0}
+    parse_config([MICRO_GIN])
+    assert check_settings(edges) is None
+    beyond = {"steps": 0, "warmup_steps": -1, "base_lr": 0.0, "betas": [0.9, 1.0], "clip_grad": 0.0,
+              "mixed_precision": "bf17", "min_lr_ratio": -0.1}
+    for name, value in beyond.items():
+        with pytest.raises(ConfigError, match=rf"pretrain\.{name} = "):
+            check_settings({**edges, name: value})
