@@ -176,15 +176,15 @@ def check_recipe(device: str | None = None) -> CheckReport:
     building pretrain.model and pretrain.dataset, every modality's masker), then run one step on a
     batch of pretrain.batch_size (on CUDA when there is one); writes nothing."""
     from mmmae.build_errors import build_errors
+    from mmmae.eval.evaluate import initial_model
     from mmmae.train import check_maskers
     from mmmae.train_settings import check_settings
 
     settings = _settings()
     check_settings(settings)
     make_model, make_dataset = _reference("pretrain.model"), _reference("pretrain.dataset")
-    torch.manual_seed(settings["seed"])
-    with build_errors():
-        model, dataset = make_model(), make_dataset()
+    with build_errors():  # the run's initial model (`initial_model`: every RNG seeded), as `pretrain` builds it
+        model, dataset = initial_model(make_model, settings["seed"]), make_dataset()
     check_maskers(model)
     batch_size = settings["batch_size"]
     if not isinstance(dataset, IterableDataset) and len(dataset) < batch_size:

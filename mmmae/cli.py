@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a run directory, a pretrained directory or a model-zoo name")
     _add_gin_flags(evaluate, required=False)
     evaluate.add_argument("--random_init", action="store_true",
-                          help="also evaluate the same architecture freshly initialised, for comparison")
+                          help="also evaluate the same model at its initialisation (its config's pretrain.seed, "
+                          "before step 1; for a run directory, the random_init its training summary printed)")
     extract = commands.add_parser("extract", help="write a model's features of a dataset to disk (safetensors or npy "
                                   "shards and index.json); the dataset is extract_features.dataset in gin")
     extract.add_argument("--model", required=True, help="a run directory, a pretrained directory or a model-zoo name")

@@ -12,7 +12,6 @@ import gin
 import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import set_seed
 from safetensors.torch import save_model
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
@@ -22,13 +21,14 @@ from mmmae.check import CHECK_BATCH, dry_step
 from mmmae.checkpoint import MODEL_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
 from mmmae.config import OPERATIVE_CONFIG, binding_error, config_difference
 from mmmae.data.validate import drop_non_finite
-from mmmae.eval.evaluate import evaluations, run_evaluations
+from mmmae.eval.evaluate import evaluations, initial_model, run_evaluations
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder, ModelOutput
 from mmmae.optim import build_optimizer, scaled_lr
 from mmmae.stop_signals import SignalWatch, StopRequested, WorkerSignals
 from mmmae.train_settings import check_settings
-from mmmae.viz import reconstruction_panels, save_reconstruction_png
+from mmmae.viz_figure import save_figure
+from mmmae.viz_reconstruction import reconstruction_figure
 
 logger = logging.getLogger(__name__)
 
@@ -113,20 +113,17 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 
 def save_figures(model: MaskedAutoencoder, batch: dict, out: ModelOutput, run_dir: Path, step: int) -> None:
-    """A reconstruction PNG of the first sample of every decoded modality that can be drawn
-    (clips; spectrograms as one-frame images): input, masked input, prediction."""
+    """A reconstruction PNG of every decoded modality that can be drawn (mmmae.viz_reconstruction:
+    clips, spectrograms, IMU signals, captions), on the batch's first sample that has it."""
     for name, output in out.outputs.items():
-        tokenizer = model.modalities[name].tokenizer
-        drawable = getattr(tokenizer, "figure_image", None)
-        figure = drawable(batch[name][:1]) if drawable and output.prediction is not None else None
-        if figure is None:
+        present = output.present.nonzero().flatten()
+        if not len(present):
             continue
-        image, kernel, grid = figure
-        masked, recon = reconstruction_panels(image[0], output.prediction[0].detach(), output.plan.keep[0],
-                                              output.plan.predict[0], grid, kernel, tokenizer.figure_pixels)
-        path = run_dir / "figures" / f"{name}_step{step:08d}.png"
-        path.parent.mkdir(exist_ok=True)
-        save_reconstruction_png(path, image[0], masked, recon, f"{name}, step {step}")
+        sample = int(present[0])
+        figure = reconstruction_figure(model.modalities[name].tokenizer, batch[name], output, sample,
+                                       f"{name}, step {step}, sample {sample} of the batch")
+        if figure is not None:
+            save_figure(figure, run_dir / "figures" / f"{name}_step{step:08d}.png")
 
 
 def save_final_model(model: torch.nn.Module, run_dir: Path) -> Path:
@@ -185,9 +182,9 @@ def pretrain(
         dynamo_backend=dynamo_backend, project_dir=str(run_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
-    set_seed(seed)
     with build_errors():  # a binding gin cannot build with: one message naming it
-        net, data = model(), dataset()
+        net = initial_model(model, seed)  # seeds every RNG, then builds: what `mmmae eval --random_init` rebuilds
+        data = dataset()
         tasks = evaluations()  # built before the operative config is written, so their bindings are in it
     check_maskers(net)
     # The random-init evaluations run on a copy of the initial model: a rebuilt one would share gin singletons.

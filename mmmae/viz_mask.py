@@ -3,67 +3,64 @@
 from pathlib import Path
 
 import gin
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 from torch.utils.data import default_collate
 
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder
-from mmmae.types import MaskPlan
-from mmmae.viz import masked_input, save_rows_png
-
-# token states in a token-grid figure
-MASKED, PREDICTED, VISIBLE = 0, 1, 2
-
-
-def token_states(plan: MaskPlan, num_tokens: int) -> torch.Tensor:
-    """(B, N) int: VISIBLE where the encoder sees the token, PREDICTED where the decoder predicts
-    it (and the encoder does not see it), MASKED elsewhere."""
-    states = torch.full((plan.keep.shape[0], num_tokens), MASKED, dtype=torch.long)
-    states.scatter_(1, plan.predict.cpu(), PREDICTED)
-    return states.scatter_(1, plan.keep.cpu(), VISIBLE)
+from mmmae.tokenizers.audio import AudioTokenizer
+from mmmae.tokenizers.imu import IMUGraphTokenizer
+from mmmae.tokenizers.text import TextTokenizer
+from mmmae.types import MaskPlan, Tokens
+from mmmae.viz import clip_mask_figure
+from mmmae.viz_audio import audio_mask_figure
+from mmmae.viz_figure import MASKED, VISIBLE, new_figure, save_figure, token_states, whole_title
+from mmmae.viz_imu import imu_mask_figure
+from mmmae.viz_text import text_mask_figure
 
 
-def save_token_grid_png(path: Path, states: torch.Tensor, grid: tuple[int, ...], title: str) -> None:
+def token_grid_figure(states: torch.Tensor, grid: tuple[int, ...], title: str) -> Figure:
     """One panel per sample of states (B, N) laid out on the token grid, its last axis across."""
     rows = int(torch.tensor(grid[:-1]).prod()) if len(grid) > 1 else 1
-    fig, axes = plt.subplots(len(states), 1, figsize=(max(3.0, 0.25 * grid[-1]), 0.3 * rows * len(states) + 1),
-                             squeeze=False)
+    fig = new_figure(max(6.0, 0.25 * grid[-1]), 0.3 * rows * len(states) + 1.2)
+    axes = fig.subplots(len(states), 1, squeeze=False)
     for axis, sample in zip(axes[:, 0], states):
         axis.imshow(sample.view(rows, grid[-1]).numpy(), cmap="viridis", vmin=MASKED, vmax=VISIBLE)
         axis.set_xticks([])
         axis.set_yticks([])
-    fig.suptitle(f"{title}\nyellow: visible, teal: predicted, purple: masked", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    whole_title(fig, f"{title}\nyellow: visible, teal: predicted, purple: masked")
+    return fig
+
+
+def mask_figure(tokenizer: torch.nn.Module, data, tokens: Tokens, plan: MaskPlan, title: str) -> Figure:
+    """The figure for one modality's batch `data` by its tokenizer: spectrograms (audio), signal
+    plots per device (IMU), captions (text), frames (a tokenizer with figure_image), else the token grid."""
+    if isinstance(tokenizer, AudioTokenizer):
+        return audio_mask_figure(tokenizer, data, plan, title)
+    if isinstance(tokenizer, IMUGraphTokenizer):
+        return imu_mask_figure(tokenizer, data, plan, title)
+    if isinstance(tokenizer, TextTokenizer):
+        return text_mask_figure(tokenizer, data, plan, title)
+    drawable = getattr(tokenizer, "figure_image", None)
+    if drawable is not None and drawable(data.cpu()) is not None:
+        return clip_mask_figure(tokenizer, data, plan, title)
+    return token_grid_figure(token_states(plan, tokens.num_tokens), tokens.grid, title)
 
 
 @torch.no_grad()
 def draw_masks(model: MaskedAutoencoder, batch: dict, rng: MaskRNG, output_dir: Path) -> list[Path]:
-    """Tokenize and mask each modality of `batch` as training does; one PNG per modality:
-    clips and spectrograms as rows input / encoder sees / decoder predicts per sample, other
-    modalities as their token grid. Returns the paths written."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+    """Tokenize and mask each modality of `batch` as training does; one PNG per modality
+    (`mask_figure`), <modality>_masks.png. Returns the paths written."""
     paths = []
     for name, modality in model.modalities.items():
         tokens = modality.tokenize(batch[name])
         plan = modality.mask(tokens, batch, rng)
-        path = output_dir / f"{name}_masks.png"
-        title = f"{name}: {type(modality.masker).__name__}, {plan.keep.shape[1]} of {tokens.num_tokens} tokens visible"
-        drawable = getattr(modality.tokenizer, "figure_image", None)
-        figure = drawable(batch[name]) if drawable else None
-        if figure is None:
-            save_token_grid_png(path, token_states(plan, tokens.num_tokens), tokens.grid, title)
-        else:
-            image, kernel, grid = figure
-            rows = {}
-            for i in range(image.shape[0]):
-                rows[f"{i}: input"] = image[i]
-                rows[f"{i}: encoder"] = masked_input(image[i], plan.keep[i].cpu(), grid, kernel)
-                rows[f"{i}: decoder"] = masked_input(image[i], plan.predict[i].cpu(), grid, kernel)
-            save_rows_png(path, rows, title)
-        paths.append(path)
+        masker = type(modality.masker).__name__
+        title = (f"{name}: {masker}, per sample {plan.keep.shape[1]} of {tokens.num_tokens} tokens seen by the encoder, "
+                 f"{plan.predict.shape[1]} predicted by the decoder")
+        figure = mask_figure(modality.tokenizer, batch[name], tokens, plan, title)
+        paths.append(save_figure(figure, output_dir / f"{name}_masks.png"))
     return paths
 
 

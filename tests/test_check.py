@@ -10,8 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import mmmae.check
 import mmmae.train
-from mmmae.check import dry_step
+from mmmae.check import check_recipe, dry_step
 from mmmae.cli import main
 from mmmae.config import ConfigError, parse_config
 from mmmae.train import pretrain
@@ -88,6 +89,33 @@ def test_the_check_before_training_does_not_change_the_run(tmp_path, monkeypatch
     checked, unchecked = load_file(str(tmp_path / "checked" / "model.safetensors")), \
         load_file(str(tmp_path / "unchecked" / "model.safetensors"))
     assert all(torch.equal(checked[name], unchecked[name]) for name in unchecked)
+
+
+class Stepped(Exception):
+    """Stops `pretrain` at its check step, once the initial model is captured."""
+
+
+def test_check_steps_the_runs_initial_model(tmp_path, monkeypatch):
+    """`mmmae check` builds what `pretrain` starts from (parameters and running statistics), at a seed not 0."""
+    models = {}
+
+    def capture(into: str, stop: bool):
+        def step(model, *args):
+            models[into] = {name: value.clone() for name, value in model.state_dict().items()}
+            if stop:
+                raise Stepped
+            return dry_step(model, *args)
+        return step
+
+    monkeypatch.setattr(mmmae.train, "dry_step", capture("run", stop=True))
+    monkeypatch.setattr(mmmae.check, "dry_step", capture("check", stop=False))
+    parse_config(QUICKSTART_MICRO, ["pretrain.seed = 3"])
+    with pytest.raises(Stepped):
+        pretrain(output_dir=str(tmp_path / "run"))
+    parse_config(QUICKSTART_MICRO, ["pretrain.seed = 3"])
+    check_recipe()
+    run, check = models["run"], models["check"]
+    assert run.keys() == check.keys() and all(torch.equal(run[name], check[name]) for name in run)
 
 
 def test_train_fails_on_a_step_mistake_before_the_run_directory_exists(tmp_path):

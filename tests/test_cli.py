@@ -17,14 +17,14 @@ def test_train_then_eval(tmp_path):
                   "--output_dir", str(run_dir))
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert f"run directory: {run_dir}" in trained.stdout
-    assert "linear probe video, pretrained: test accuracy" in trained.stdout
-    assert "linear probe video, random_init: test accuracy" in trained.stdout
+    assert "linear probe video (label), pretrained: test accuracy" in trained.stdout
+    assert "linear probe video (label), random_init: test accuracy" in trained.stdout
     assert (run_dir / "model.safetensors").is_file() and (run_dir / "summary.json").is_file()
 
     evaluated = run("eval", "--run_dir", str(run_dir), "--random_init")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert evaluated.stdout.count("test accuracy") == 2
-    assert "linear probe video, random_init: test accuracy" in evaluated.stdout
+    assert "linear probe video (label), random_init: test accuracy" in evaluated.stdout
 
 
 def test_summary_prints_every_probe_and_retrieval_direction_for_both_inits():
@@ -38,9 +38,9 @@ def test_summary_prints_every_probe_and_retrieval_direction_for_both_inits():
         {"kind": "retrieval", "pretrained": {"video-audio": pair}, "random_init": {"video-audio": pair}},
     ]}
     lines = format_summary(summary).splitlines()
-    assert lines[1] == ("linear probe imu, pretrained: test accuracy 0.800 (train 0.900; 30 train, 12 test samples, "
-                        "3 without imu left out)")
-    assert lines[2].startswith("linear probe imu, random_init: test accuracy 0.800")
+    assert lines[1] == ("linear probe imu (label), pretrained: test accuracy 0.800 (train 0.900; 30 train, 12 test "
+                        "samples, 3 without imu left out)")
+    assert lines[2].startswith("linear probe imu (label), random_init: test accuracy 0.800")
     assert lines[3] == ("retrieval video->audio, pretrained: R@1 0.500 R@5 1.000 (chance R@1 0.125 R@5 0.625; "
                         "8 samples, 0 lacking one left out; embedding contrastive_video_audio)")
     assert lines[4].startswith("retrieval audio->video, pretrained: R@1 0.250 R@5 0.750")
@@ -136,7 +136,7 @@ def test_eval_a_zoo_model_by_name_then_extract_its_features(tmp_path):
     evaluated = subprocess.run([sys.executable, "-m", "mmmae", "eval", "--model", "tiny-video-movingdigits", *small],
                                capture_output=True, text=True, timeout=300, env=env)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    assert "linear probe video, pretrained: test accuracy" in evaluated.stdout
+    assert "linear probe video (label), pretrained: test accuracy" in evaluated.stdout
     assert [p.name for p in (tmp_path / "cache" / "zoo" / "tiny-video-movingdigits").glob("*/model.safetensors")] \
         == ["model.safetensors"]
 

@@ -42,6 +42,6 @@ def test_recipe_trains_two_steps(recipe, tmp_path, request):
     assert [r["step"] for r in records] == [1, 2]
     assert all(math.isfinite(r["loss"]) for r in records)
     assert Path(summary["model"]).is_file()
-    if recipe == "recipes/quickstart.gin":  # clips and spectrograms are drawn; the IMU and text are not
-        assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["audio_step00000002.png",
-                                                                         "video_step00000002.png"]
+    if recipe == "recipes/quickstart.gin":  # every decoded modality is drawn
+        assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+            "audio_step00000002.png", "imu_step00000002.png", "text_step00000002.png", "video_step00000002.png"]

@@ -16,6 +16,7 @@ import mmmae.checkpoint
 import mmmae.train
 from mmmae.checkpoint import latest_checkpoint
 from mmmae.config import parse_config
+from mmmae.eval.evaluate import evaluate_run, load_source
 from mmmae.train import RunDirError, pretrain
 from tests.conftest import MICRO_GIN
 from tests.interrupt import Interrupted, run_until_interrupted
@@ -206,6 +207,49 @@ def test_random_init_evaluation_runs_on_a_copy_sharing_no_weight(tmp_path, monke
     assert trained.modalities["video"].masker.scorer.projection is trained.objectives[0].projection
     saved = weights(tmp_path)
     assert all(torch.equal(saved[name], value) for name, value in trained.state_dict().items() if name in saved)
+
+
+# The quickstart (all four modalities, running standardisers) at micro sizes, with a probe and
+# retrievals on 8 test clips.
+TINY_EVALUATIONS = ["evaluations.probes = [@LinearProbe()]", "probe_train/MovingDigits.num_samples = 16",
+                    "probe_test/MovingDigits.num_samples = 8"]
+
+
+def test_random_init_is_the_same_model_in_the_run_and_in_eval(tmp_path, monkeypatch):
+    """The model the run's summary evaluates as random_init and the one `mmmae eval --random_init`
+    rebuilds from config.gin have equal state dicts: every parameter and persistent buffer (the
+    standardisers' running statistics), although config.gin lists the IMU devices in another
+    order than the recipe (gin writes dicts sorted by key). The non-persistent buffers are tables
+    the config rebuilds, in its device order."""
+    captured = {}
+
+    def capture(model, tasks, fresh=None):
+        captured["fresh"] = fresh
+        return []
+
+    monkeypatch.setattr(mmmae.train, "run_evaluations", capture)
+    parse_config(["recipes/quickstart.gin", str(MICRO_OVERRIDES)], TINY_EVALUATIONS)
+    pretrain(output_dir=str(tmp_path))
+    _, _, rebuilt = load_source(tmp_path)
+    in_run = captured["fresh"]
+    assert list(in_run.modalities["imu"].tokenizer.devices) != list(rebuilt.modalities["imu"].tokenizer.devices)
+    run_state, eval_state = in_run.state_dict(), rebuilt.state_dict()
+    assert run_state.keys() == eval_state.keys()
+    assert not [name for name, value in run_state.items() if not torch.equal(value, eval_state[name])]
+    standardizer = in_run.objectives[-1].standardizers["video"]
+    assert standardizer.weight.item() == 0.0, "the run's copy was taken before any step folded in a batch"
+
+
+def test_the_summary_and_eval_report_the_same_figures_pretrained_and_at_random_init(tmp_path):
+    """Figures of the same models on the same data: equal, not merely close. The IMU devices are
+    given in name order, the order config.gin writes, so the rebuilt grid is token for token the
+    run's and the features are bitwise equal (any other order changes them by float32 rounding)."""
+    parse_config(["recipes/quickstart.gin", str(MICRO_OVERRIDES)], [
+        *TINY_EVALUATIONS, "IMU_RATES = {'bottom': 16.0, 'center': 64.0, 'top_left': 32.0, 'top_right': 32.0}"])
+    summary = pretrain(output_dir=str(tmp_path))
+    evaluated = evaluate_run(tmp_path, random_init=True)["evaluations"]
+    assert [entry["kind"] for entry in summary["evaluations"]] == ["linear_probe", "retrieval"]
+    assert evaluated == summary["evaluations"]
 
 
 def test_a_masker_that_cannot_mask_fails_before_the_run_directory_is_made(tmp_path):

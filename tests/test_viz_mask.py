@@ -1,29 +1,62 @@
-"""`mmmae viz-mask`: a PNG per modality of what the recipe's maskers hide."""
+"""`mmmae viz-mask`: a PNG per modality of what the recipe's maskers hide, each drawn for its modality."""
 
+import gin
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import default_collate
 
 from mmmae.cli import main
-from mmmae.types import MaskPlan
+from mmmae.config import parse_config
+from mmmae.masking.rng import MaskRNG
+from mmmae.model import MaskedAutoencoder
+from mmmae.types import MaskPlan, Tokens
 from mmmae.viz import masked_input
-from mmmae.viz_mask import MASKED, PREDICTED, VISIBLE, token_states
+from mmmae.viz_mask import mask_figure
 from tests.test_recipes import MICRO
+from tests.test_viz_figure import drawn_outside
+
+QUICKSTART = ["video", "audio", "imu", "text"]
 
 
-def test_token_states_tell_visible_predicted_and_neither():
-    plan = MaskPlan(keep=torch.tensor([[0, 3]]), predict=torch.tensor([[1, 3]]))
-    assert token_states(plan, 5).tolist() == [[VISIBLE, PREDICTED, MASKED, VISIBLE, MASKED]]
+def quickstart(samples: int) -> tuple[MaskedAutoencoder, dict]:
+    """The micro quickstart model (all four modalities) and a batch of its first training samples."""
+    parse_config(["recipes/quickstart.gin", MICRO])
+    dataset = gin.query_parameter("pretrain.dataset").scoped_configurable_fn()
+    model = gin.query_parameter("pretrain.model").scoped_configurable_fn()
+    return model, default_collate([dataset[i] for i in range(samples)])
 
 
 def test_cli_draws_every_modality_of_the_multimodal_quickstart(tmp_path, capsys):
     main(["viz-mask", "--gin_file", "recipes/quickstart.gin", "--gin_file", MICRO, "--output_dir", str(tmp_path),
           "--samples", "2"])
-    names = ["video", "audio", "imu", "text"]
-    assert capsys.readouterr().out.split() == [str(tmp_path / f"{m}_masks.png") for m in names]
-    for name in names:
+    assert capsys.readouterr().out.split() == [str(tmp_path / f"{m}_masks.png") for m in QUICKSTART]
+    for name in QUICKSTART:
         width, height = Image.open(tmp_path / f"{name}_masks.png").size
-        assert width > 50 and height > 50
+        assert width >= 500 and height >= 200
+
+
+@torch.no_grad()
+def test_each_quickstart_modality_gets_its_own_drawing_all_of_it_inside_the_figure():
+    model, batch = quickstart(2)
+    figures = {}
+    for name, modality in model.modalities.items():
+        tokens = modality.tokenize(batch[name])
+        plan = modality.mask(tokens, batch, MaskRNG.seeded(0))
+        figures[name] = mask_figure(modality.tokenizer, batch[name], tokens, plan, f"{name}: a title")
+        assert drawn_outside(figures[name]) == [], name
+    assert figures["video"].axes[0].get_title() == "frame 0"
+    assert figures["audio"].axes[0].get_xlabel() == "time (s)"
+    assert [ax.get_title() for ax in figures["imu"].axes[::2]] == [f"sample 0: {d}" for d in
+                                                                   model.modalities["imu"].tokenizer.devices]
+    assert "</s>" in [t.get_text() for t in figures["text"].axes[0].texts]
+
+
+def test_a_modality_without_a_drawing_gets_its_token_grid():
+    plan = MaskPlan(keep=torch.tensor([[0, 3], [1, 2]]), predict=torch.tensor([[1, 2], [0, 3]]))
+    tokens = Tokens(embed=torch.zeros(2, 4, 1), target=None, grid=(2, 2))
+    fig = mask_figure(torch.nn.Identity(), torch.zeros(2, 4), tokens, plan, "other")
+    assert [ax.images[0].get_array().tolist() for ax in fig.axes] == [[[2, 1], [1, 2]], [[1, 2], [2, 1]]]
 
 
 def test_masked_input_blacks_out_exactly_the_tokens_outside_keep():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import operator
 from typing import NamedTuple
 from collections.abc import Mapping, Sequence
@@ -178,6 +179,16 @@ def surge_profile(t: np.ndarray, surge: float, period: float) -> tuple[np.ndarra
 def sway_frequency(label: int) -> float:
     """Sway frequency in Hz of digit class ``label``: 0.5 + 0.15 * label."""
     return SWAY_BASE_HZ + SWAY_STEP_HZ * label
+
+
+def speed_class(speed: float, min_speed: float, max_speed: float, classes: int) -> int:
+    """The class 0..classes-1 of a mean speed: equal-width bins of [min_speed, max_speed], class c
+    holding min_speed + c w <= speed < min_speed + (c + 1) w, w = (max_speed - min_speed) / classes.
+    Speeds outside the range take the nearest end class (:func:`sample_event` lowers a speed
+    below min_speed where the path cannot otherwise fit); a zero-width range is all class 0."""
+    if max_speed <= min_speed:
+        return 0
+    return min(max(int(classes * (speed - min_speed) / (max_speed - min_speed)), 0), classes - 1)
 
 
 def sample_event(
@@ -341,6 +352,8 @@ class MovingDigits(torch.utils.data.Dataset):
     digit images (:func:`split_image_indices`). A sample is a dict; always:
       label () int64 digit class 0..9; direction () int64 class 0..NUM_DIRECTIONS-1 (0 right,
       counter-clockwise on screen, y down); speed () float32 mean speed in pixels per frame;
+      speed_class () int64 0..speed_classes-1, the speed in ``speed_classes`` equal-width bins of
+      [min_speed, max_speed] (:func:`speed_class`; 3 bins are the caption's slowly / steadily / quickly);
       flow (2, T, H, W) float32 forward flow (dx, dy) in pixels on the digit, 0 on the background;
       digit_mask (T, H, W) bool; position (T, 2) float32 top-left (x, y); index () int64
       (see :func:`render_video` for flow and position);
@@ -353,7 +366,7 @@ class MovingDigits(torch.utils.data.Dataset):
     ``missing[m]`` is the probability that a sample lacks modality m, drawn per sample from its own
     stream of the same seed: then m's value is zeros of the usual shape (text: all pad ids and
     caption ""), and ``{m}_present`` is False. Side channels (flow, digit_mask, position, label,
-    direction, speed) are always given. fps sets the clip's duration (frames / fps seconds);
+    direction, speed, speed_class) are always given. fps sets the clip's duration (frames / fps seconds);
     ``surge``, ``surge_cycles`` and ``sway`` (amplitude in radians) set the kinematics
     (:func:`sample_event`); ``render_sway`` turns the digit by its sway in the video too (the
     flow then includes the turn).
@@ -382,10 +395,12 @@ class MovingDigits(torch.utils.data.Dataset):
         text_length: int = 48,
         text_tokenizer_path: str | None = None,
         render_sway: bool = False,
+        speed_classes: int = 3,
     ):
         _check_split(split)
         counts = dict(
             num_samples=num_samples,
+            speed_classes=speed_classes,
             frames=frames,
             digit_size=digit_size,
             channels=channels,
@@ -395,6 +410,8 @@ class MovingDigits(torch.utils.data.Dataset):
         for name, value in counts.items():
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if not isinstance(speed_classes, numbers.Integral) or isinstance(speed_classes, bool):
+            raise ValueError(f"speed_classes must be a whole number of classes, got {speed_classes!r}")
         if size < digit_size:
             raise ValueError(f"size ({size}) must be >= digit_size ({digit_size}) so the digit fits in the frame")
         if not 0 < min_speed <= max_speed < float("inf"):
@@ -424,6 +441,7 @@ class MovingDigits(torch.utils.data.Dataset):
         self.sample_rate, self.imu_rates, self.imu_noise = sample_rate, dict(imu_rates), imu_noise
         self.text_length = text_length
         self.render_sway = render_sway
+        self.speed_classes = speed_classes
         self.imu_lengths = imu_lengths(self.imu_rates, frames / fps) if "imu" in self.modalities else {}
         self.tokenizer = load_text_tokenizer(text_tokenizer_path) if "text" in self.modalities else None
         split_image_indices(split)  # load the digits now, so forked DataLoader workers inherit them
@@ -471,6 +489,8 @@ class MovingDigits(torch.utils.data.Dataset):
         sample["label"] = torch.tensor(event.label, dtype=torch.int64)
         sample["direction"] = torch.tensor(event.direction, dtype=torch.int64)
         sample["speed"] = torch.tensor(event.speed, dtype=torch.float32)
+        sample["speed_class"] = torch.tensor(speed_class(event.speed, self.min_speed, self.max_speed,
+                                                         self.speed_classes), dtype=torch.int64)
         sample["index"] = torch.tensor(operator.index(index), dtype=torch.int64)
         return sample
 

@@ -8,7 +8,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mmmae.eval.encoded import encoded_batches
-from mmmae.eval.linear_probe import check_modality
+from mmmae.eval.frozen import check_modality
+from mmmae.eval.interval import wilson_interval
 from mmmae.eval.loader import EvalLoader, no_samples_error
 from mmmae.nn.mlp import Mlp
 from mmmae.optim import build_optimizer
@@ -82,7 +83,8 @@ class AttentiveProbe:
     trains `epochs` epochs with AdamW (`lr`, `weight_decay`), `warmup_epochs` of linear warmup
     then a cosine to 0, on shuffled batches of `batch_size`, seeded by `seed`. Classes: 0 .. the
     largest train label. Samples that lack the modality, and unreadable ones, are left out and counted.
-    Result: {"modality", "label", "train_accuracy", "test_accuracy", "train_samples",
+    Result: {"modality", "label", "train_accuracy", "test_accuracy", "test_accuracy_ci" ([low, high],
+    Wilson 95 %), "train_samples",
     "test_samples", "train_absent", "test_absent", "train_left_out", "test_left_out" (unreadable),
     "epochs", "final_loss"}.
     """
@@ -118,9 +120,10 @@ class AttentiveProbe:
             torch.manual_seed(self.seed)
             probe = AttentiveClassifier(dim, self.heads, int(train_y.max()) + 1, self.queries).to(device)
             final_loss = self._train(probe, train_x, train_valid, train_y, device)
+        test_accuracy = accuracy(probe, test_x, test_valid, test_y, self.batch_size, device)
         return {"modality": self.modality, "label": self.label,
                 "train_accuracy": accuracy(probe, train_x, train_valid, train_y, self.batch_size, device),
-                "test_accuracy": accuracy(probe, test_x, test_valid, test_y, self.batch_size, device),
+                "test_accuracy": test_accuracy, "test_accuracy_ci": wilson_interval(test_accuracy, len(test_x)),
                 "train_samples": len(train_x), "test_samples": len(test_x),
                 "train_absent": train_absent, "test_absent": test_absent,
                 "train_left_out": train_left_out, "test_left_out": test_left_out,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from accelerate.utils import send_to_device
 
-from mmmae.eval.linear_probe import frozen, present_rows
+from mmmae.eval.frozen import frozen, present_rows
 from mmmae.eval.loader import EvalLoader
 
 

@@ -3,7 +3,8 @@ model and on a fresh one.
 
 `evaluations` (gin) lists them, `run_evaluations` runs them, `evaluate_run` does both for a
 run directory, a pretrained directory or a model-zoo name. Every evaluation is a callable
-`(model) -> result dict` with a `kind`.
+`(model) -> result dict` with a `kind`. The fresh model (`random_init`) is the run's own
+initialisation (`initial_model`), in training summaries and in `mmmae eval --random_init` alike.
 """
 
 import copy
@@ -16,6 +17,7 @@ from accelerate.utils import set_seed
 
 from mmmae.config import ConfigError, parse_config
 from mmmae.eval.attentive_probe import AttentiveProbe
+from mmmae.eval.features import shared_features
 from mmmae.eval.finetune import FineTune
 from mmmae.eval.knn import KNN
 from mmmae.eval.linear_probe import LinearProbe
@@ -49,31 +51,56 @@ def run_evaluations(model: torch.nn.Module, tasks: Sequence[Callable[[torch.nn.M
     if fresh is not None:
         fresh = fresh.to(next(model.parameters()).device)
     entries = []
-    for task in tasks:
-        entry = {"kind": task.kind, "pretrained": task(model)}
-        if fresh is not None:
-            entry["random_init"] = task(fresh)
-        entries.append(entry)
+    with shared_features():  # a probe and a kNN of the same model, data and modality extract once
+        for task in tasks:
+            entry = {"kind": task.kind, "pretrained": task(model)}
+            if fresh is not None:
+                entry["random_init"] = task(fresh)
+            entries.append(entry)
     return entries
+
+
+def initial_model(build: Callable[[], MaskedAutoencoder], seed: int) -> MaskedAutoencoder:
+    """The model a run starts from: `build()` (the `pretrain.model` binding) right after seeding
+    Python's, numpy's and torch's RNGs with `seed` (`pretrain.seed`), before any step.
+
+    `random_init` is this model, parameters and buffers (running statistics) alike: `pretrain`
+    trains it and evaluates a copy taken before its first step; `load_source` rebuilds it from
+    the run's config.gin. Both call this function, so the two agree exactly.
+    """
+    set_seed(seed)
+    return build()
+
+
+def configured_initial_model() -> MaskedAutoencoder:
+    """`initial_model` with `pretrain.model` and `pretrain.seed` as the parsed config binds them
+    (`MaskedAutoencoder` and 0 where it leaves them unbound)."""
+    try:
+        build = gin.query_parameter("pretrain.model").scoped_configurable_fn
+    except ValueError:
+        build = MaskedAutoencoder
+    try:
+        seed = gin.query_parameter("pretrain.seed")
+    except ValueError:
+        seed = 0
+    return initial_model(build, seed)
 
 
 def load_source(source: str | Path, gin_files: Sequence[str] = (),
                 gin_params: Sequence[str] = ()) -> tuple[PretrainedFiles, MaskedAutoencoder, MaskedAutoencoder]:
     """The files of `source` (a run directory, pretrained directory or zoo name: `locate`), its model
-    with the weights loaded, and the same architecture freshly initialised (seeded with
-    `pretrain.seed`, 0 when unbound), both on the CPU.
+    with the weights loaded, and the model at its initialisation (`configured_initial_model`),
+    both on the CPU.
 
+    The loaded model starts as a copy of the initial one (a rebuilt one would share gin
+    singletons), so what the weights file lacks stays at the initialisation: an encoder-only
+    export's decoders and objectives (projection heads, the standardisers' running statistics).
     Parses the source's config.gin, then `gin_files` and `gin_params` on top (another dataset,
     evaluations), so the global gin config is the combined one after.
     """
     files = locate(source)
     parse_config([str(files.config), *gin_files], gin_params)
-    try:
-        seed = gin.query_parameter("pretrain.seed")
-    except ValueError:
-        seed = 0
-    set_seed(seed)
-    fresh = MaskedAutoencoder()  # the run's initialisation; copied, as gin singletons would be shared
+    fresh = configured_initial_model()
     model = copy.deepcopy(fresh)
     load_weights(model, files.weights, encoder_only=files.metadata.get("encoder_only", False))
     return files, model, fresh
@@ -82,7 +109,8 @@ def load_source(source: str | Path, gin_files: Sequence[str] = (),
 def evaluate_run(source: str | Path, gin_files: Sequence[str] = (), gin_params: Sequence[str] = (),
                  random_init: bool = False) -> dict:
     """The evaluations configured for `source` (a run directory, pretrained directory or zoo name)
-    on its encoder (and on a fresh one seeded with `pretrain.seed`, with `random_init`).
+    on its encoder (and, with `random_init`, on the model at its initialisation: `initial_model`,
+    the same as the run's summary evaluated).
 
     The source's config.gin rebuilds the model and the evaluations (the `evaluations`
     bindings); extra gin files (e.g. eval/knn.gin) and bindings apply on top. Runs on the GPU

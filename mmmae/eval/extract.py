@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from mmmae.config import ConfigError
 from mmmae.eval.encoded import encoded_batches
-from mmmae.eval.linear_probe import check_modality
+from mmmae.eval.frozen import check_modality
 from mmmae.eval.loader import EvalLoader, no_samples_error
 
 FORMATS = ("safetensors", "npy")

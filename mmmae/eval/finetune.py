@@ -14,8 +14,9 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from mmmae.data.transforms import Mixup
 from mmmae.eval.classifier import Classifier
+from mmmae.eval.frozen import check_modality, present_rows
+from mmmae.eval.interval import wilson_interval
 from mmmae.eval.layer_decay import layer_decay_groups
-from mmmae.eval.linear_probe import check_modality, present_rows
 from mmmae.eval.loader import EvalLoader, no_samples_error
 from mmmae.eval.multi_view import AVERAGES, average_views, clip_views
 
@@ -44,7 +45,8 @@ class FineTune:
     softmax probabilities or logits). Test clips as large as the training ones give one view.
     Samples that lack the modality, and unreadable ones, are left out and counted (train: in the
     last epoch). The model itself is not changed.
-    Result: {"modality", "label", "test_accuracy" (single view), "multi_view_accuracy",
+    Result: {"modality", "label", "test_accuracy" (single view), "multi_view_accuracy", each with
+    its Wilson 95 % interval "test_accuracy_ci" / "multi_view_accuracy_ci" ([low, high]),
     "views", "view_shape", "train_loss" (the last epoch's mean), "epochs", "steps",
     "train_samples", "test_samples", "train_absent", "test_absent", "train_left_out",
     "test_left_out" (unreadable)}.
@@ -160,6 +162,8 @@ class FineTune:
             samples += len(labels)
         if samples == 0:
             raise no_samples_error("FineTune.test_data", self.modality, absent, loader.left_out)
-        return {"test_accuracy": single / samples, "multi_view_accuracy": multi / samples, "views": views,
+        return {"test_accuracy": single / samples, "test_accuracy_ci": wilson_interval(single / samples, samples),
+                "multi_view_accuracy": multi / samples,
+                "multi_view_accuracy_ci": wilson_interval(multi / samples, samples), "views": views,
                 "view_shape": None if view_shape is None else list(view_shape),
                 "test_samples": samples, "test_absent": absent, "test_left_out": loader.left_out}

@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from mmmae.eval.linear_probe import check_modality, extract_features
-from mmmae.eval.loader import no_samples_error
+from mmmae.eval.features import chance_accuracy, labelled_features, split_counts
+from mmmae.eval.frozen import check_modality
+from mmmae.eval.interval import wilson_interval
 
 QUERY_CHUNK = 1024  # test samples scored at a time: the similarity matrix is never held whole
 
@@ -32,11 +33,13 @@ def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Ten
 class KNN:
     """Top-1 accuracy on `test_data` of a weighted kNN over the pooled features of `train_data`.
 
-    Features: the `modality` encoded alone and unmasked, mean-pooled over its valid tokens,
-    L2-normalised, so similarity is cosine. `k` neighbours vote with weight exp(cos / temperature)
-    (DINO: k = 20, temperature = 0.07); k larger than the training set uses all of it. Samples
-    that lack the modality, and unreadable ones, are left out and counted.
-    Result: {"modality", "label", "k", "temperature", "test_accuracy", "train_samples",
+    Features: the `modality` encoded alone and unmasked, mean-pooled over its valid tokens (shared
+    with a linear probe of the same data: mmmae.eval.features), L2-normalised, so similarity is
+    cosine. `k` neighbours vote with weight exp(cos / temperature) (DINO: k = 20, temperature =
+    0.07); k larger than the training set uses all of it. `label`: any integer per-sample key.
+    Samples that lack the modality, and unreadable ones, are left out and counted.
+    Result: {"modality", "label", "k", "temperature", "test_accuracy", "test_accuracy_ci" ([low,
+    high], Wilson 95 %), "chance" (the share of the test split's most frequent class), "train_samples",
     "test_samples", "train_absent", "test_absent", "train_left_out", "test_left_out" (unreadable)}.
     """
 
@@ -52,20 +55,14 @@ class KNN:
 
     def __call__(self, model) -> dict:
         check_modality(model, self.modality, "KNN")
-        splits = {}
-        for split, data in (("train_data", self.train_data), ("test_data", self.test_data)):
-            x, y, absent, left_out = extract_features(model, data, self.modality, self.label, self.batch_size)
-            if len(x) == 0:
-                raise no_samples_error(f"KNN.{split}", self.modality, absent, left_out)
-            splits[split] = (F.normalize(torch.from_numpy(x).float(), dim=-1), torch.from_numpy(y).long(), absent,
-                             left_out)
-        (train_x, train_y, train_absent, train_left_out), (test_x, test_y, test_absent, test_left_out) = \
-            splits.values()
+        train, test = (labelled_features(f"KNN.{split}", model, data, self.modality, self.label, self.batch_size)
+                       for split, data in (("train_data", self.train_data), ("test_data", self.test_data)))
+        train_x, test_x = (F.normalize(torch.from_numpy(s.x).float(), dim=-1) for s in (train, test))
+        train_y, test_y = torch.from_numpy(train.y), torch.from_numpy(test.y)
         k = min(self.k, len(train_x))
         num_classes = int(max(train_y.max(), test_y.max())) + 1
         predicted = knn_predict(train_x, train_y, test_x, k, self.temperature, num_classes)
+        test_accuracy = float((predicted == test_y).double().mean())
         return {"modality": self.modality, "label": self.label, "k": k, "temperature": self.temperature,
-                "test_accuracy": float((predicted == test_y).double().mean()),
-                "train_samples": len(train_x), "test_samples": len(test_x),
-                "train_absent": train_absent, "test_absent": test_absent,
-                "train_left_out": train_left_out, "test_left_out": test_left_out}
+                "test_accuracy": test_accuracy, "test_accuracy_ci": wilson_interval(test_accuracy, len(test_x)),
+                "chance": chance_accuracy(test), **split_counts(train, test)}

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from accelerate.utils import send_to_device
 from torch.utils.data import Dataset
 
-from mmmae.eval.linear_probe import check_modality, frozen, present_rows
+from mmmae.eval.frozen import check_modality, frozen, present_rows
+from mmmae.eval.interval import wilson_interval
 from mmmae.eval.loader import EvalLoader
 from mmmae.types import mean_tokens
 
@@ -66,6 +67,7 @@ class Retrieval:
 
     Result, one entry per pair, keyed "a-b":
     {"a-b": {"modalities": [a, b], "a->b": {"R@1": .., "R@5": ..}, "b->a": {...},
+             "a->b_ci": {"R@1": [low, high], ...} (Wilson 95 %), "b->a_ci": {...},
              "num_samples": n, "absent": samples lacking a or b, "left_out": unreadable samples (left out),
              "chance": {"R@1": 1/n, "R@5": 5/n},
              "embedding": the objective's name or "mean_pooled"}}
@@ -112,8 +114,10 @@ class Retrieval:
             raise ValueError(f"Retrieval {a}-{b}: no sample of the data has both modalities ({len(both) - n} lack "
                              f"one, {left_out} left out as unreadable: the warnings above name their files and why)")
         za, zb = (torch.cat(embeddings[(a, b), m])[both] for m in (a, b))
-        return {"modalities": [a, b],
-                f"{a}->{b}": recall_at_k(za, zb, self.ks), f"{b}->{a}": recall_at_k(zb, za, self.ks),
+        recalls = {f"{a}->{b}": recall_at_k(za, zb, self.ks), f"{b}->{a}": recall_at_k(zb, za, self.ks)}
+        intervals = {f"{direction}_ci": {k: wilson_interval(value, n) for k, value in recall.items()}
+                     for direction, recall in recalls.items()}
+        return {"modalities": [a, b], **recalls, **intervals,
                 "num_samples": n, "absent": len(both) - n, "left_out": left_out,
                 "chance": {f"R@{k}": min(k / n, 1.0) for k in self.ks},
                 "embedding": projection.name if projection else "mean_pooled"}

@@ -181,6 +181,14 @@ class AudioTokenizer(PixelTokenizer):
         high = image.amax(dim=(1, 2, 3, 4), keepdim=True)
         return (image - low) / (high - low).clamp_min(1e-6), (1, *self.kernel), (1, *self.grid)
 
+    def figure_axes(self) -> tuple[float, torch.Tensor]:
+        """The spectrogram's axes: seconds per fbank frame, and the centre frequency in Hz of each
+        mel bin (num_mel_bins,), as the Kaldi front-end places them (20 Hz to Nyquist)."""
+        padded = 1 << (window_samples(self.sample_rate) - 1).bit_length()  # Kaldi's FFT size
+        _, centres = torchaudio.compliance.kaldi.get_mel_banks(
+            self.num_mel_bins, padded, float(self.sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
+        return FRAME_SHIFT_MS / 1000, centres.flatten()
+
     def forward(self, audio: torch.Tensor) -> Tokens:
         fbank = self.fbank(audio)
         if self.training and self.augment is not None:  # per sample, drawn from the global torch RNG

@@ -8,7 +8,8 @@ EVI-MAE). With `relative_motion`, every node adds the mean over its neighbours j
 MLP(x_i - x_j), x the windows resampled to a common length; `graph_layers` GIN-style layers
 then mix neighbours at each time step (mmmae.nn.graph). Tokens get a fixed sin-cos position
 over T' and a learned embedding per device name, so devices form a set: only the adjacency
-relates them, and reordering `sample_rates` permutes the device axis and nothing else.
+relates them, and reordering `sample_rates` permutes the device axis and nothing else (the
+per-device weights are drawn in name order, so the same seed initialises the same weights).
 
 Targets: each standardised window resampled (linear) to `target_samples` per channel, zero-
 padded to the largest channel count, laid out (samples channels); with `norm_target`, MAE's
@@ -46,12 +47,19 @@ def spectrogram_db(windows: torch.Tensor, n_fft: int, hop: int, hann: torch.Tens
     return db.reshape(*windows.shape[:-2], -1)
 
 
-def normalize_tokens(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """values (..., S, C) with real (..., 1, C) in {0, 1}: norm_pix over the real values; padding 0."""
+def token_statistics(values: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """values (..., S, C) with real (..., 1, C) in {0, 1} -> norm_pix's mean and sqrt(unbiased var
+    + 1e-6) over the real values, each (..., 1, 1)."""
     count = real.sum(dim=(-2, -1), keepdim=True) * values.shape[-2]
     mean = (values * real).sum(dim=(-2, -1), keepdim=True) / count
     var = ((values - mean).pow(2) * real).sum(dim=(-2, -1), keepdim=True) / (count - 1).clamp_min(1)
-    return (values - mean) / (var + 1e-6).sqrt() * real
+    return mean, (var + 1e-6).sqrt()
+
+
+def normalize_tokens(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """values (..., S, C) with real (..., 1, C) in {0, 1}: norm_pix over the real values; padding 0."""
+    mean, std = token_statistics(values, real)
+    return (values - mean) / std * real
 
 
 @gin.configurable(module="mmmae")
@@ -87,6 +95,7 @@ class IMUGraphTokenizer(nn.Module):
     ):
         super().__init__()
         self.devices = tuple(sample_rates)
+        self.sample_rates, self.window = dict(sample_rates), window
         if not self.devices:
             raise ValueError("IMUGraphTokenizer.sample_rates: at least one device is needed")
         self.windows = {name: self._window_samples(name, rate, window) for name, rate in sample_rates.items()}
@@ -113,7 +122,9 @@ class IMUGraphTokenizer(nn.Module):
             self.stft_fft, self.stft_hop = stft_fft, stft_hop
             self._check_stft()
             self.register_buffer("hann", torch.hann_window(stft_fft), persistent=False)
-        self.proj = nn.ModuleDict({n: nn.Linear(self._feature_size(n), dim) for n in self.devices})
+        # Per-device weights drawn in name order, as ParameterDict orders device_embed: the initial
+        # weights do not depend on the key order of sample_rates (config.gin writes dicts sorted).
+        self.proj = nn.ModuleDict({n: nn.Linear(self._feature_size(n), dim) for n in sorted(self.devices)})
         self.motion = DifferenceMessages(self.target_dim, dim) if relative_motion else None
         self.graph = nn.ModuleList(GraphLayer(dim) for _ in range(graph_layers))
         self.device_embed = nn.ParameterDict({n: nn.Parameter(torch.zeros(dim)) for n in self.devices})
@@ -192,6 +203,31 @@ class IMUGraphTokenizer(nn.Module):
             detail = ", ".join(f"{n} {shapes[n]} -> {counts[n]} windows" for n in self.devices)
             raise ValueError(f"IMUGraphTokenizer: devices must share the batch size and number of windows: {detail}")
         return counts[self.devices[0]]
+
+    def figure_signals(self, signals: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{device: (B, T_d, C_d)} standardised per channel with `mean` and `std`, as the tokens see them."""
+        return {name: (signals[name] - self.mean[d, :self.channels[name]].to(signals[name]))
+                / self.std[d, :self.channels[name]].to(signals[name]) for d, name in enumerate(self.devices)}
+
+    def figure_windows(self, signals: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The targets before `norm_target`: (B, N, target_samples, max_channels), token t * devices + d
+        the standardised window t of device d resampled to target_samples, channels zero-padded."""
+        steps, standardised = self.num_windows(signals), self.figure_signals(signals)
+        windows = [F.pad(resample(rearrange(standardised[name], "b (t w) c -> b t w c", t=steps), self.target_samples),
+                         (0, self.max_channels - self.channels[name])) for name in self.devices]
+        return rearrange(torch.stack(windows, dim=2), "b t v s c -> b (t v) s c")
+
+    def figure_restore(self, predicted: torch.Tensor, truth: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Predictions (Q, target_samples * max_channels) of the windows `truth` (Q, target_samples,
+        max_channels) at token ids `tokens` (Q,) -> (Q, target_samples, max_channels) in truth's space:
+        with `norm_target` scaled back with each true window's own mean and std over its real
+        channels (MAE's visualisation); padded channels 0."""
+        predicted = rearrange(predicted, "q (s c) -> q s c", c=self.max_channels)
+        real = self.real_channels.to(truth)[tokens % len(self.devices)][:, None]  # (Q, 1, C)
+        if not self.norm_target:
+            return predicted * real
+        mean, std = token_statistics(truth, real)
+        return (predicted * std + mean) * real
 
     def forward(self, signals: Mapping[str, torch.Tensor]) -> Tokens:
         steps = self.num_windows(signals)

@@ -58,10 +58,16 @@ class TextTokenizer(nn.Module):
     def __init__(self, dim: int = gin.REQUIRED, tokenizer_path: str | None = None):
         super().__init__()
         tokenizer = load_text_tokenizer(tokenizer_path)
+        self.tokenizer_path = tokenizer_path
         self.dim = dim
         self.target_dim = len(tokenizer)
         self.pad_id = tokenizer.pad_token_id
         self.embed = nn.Embedding(self.target_dim, dim)
+
+    def figure_tokens(self, ids: torch.Tensor) -> list[str]:
+        """Ids (L,) -> the text of each token as the tokenizer writes it (ByT5: one character, or a
+        special token such as '</s>')."""
+        return load_text_tokenizer(self.tokenizer_path).convert_ids_to_tokens(ids.tolist())
 
     def forward(self, ids: torch.Tensor) -> Tokens:
         if ids.ndim != 2 or ids.dtype != torch.int64:

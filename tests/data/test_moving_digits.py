@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmmae.data.captions import DIGIT_WORDS
+from mmmae.data.captions import DIGIT_WORDS, SPEED_WORDS
 from mmmae.data.moving_digits import (
     DIRECTION_VECTORS,
     NUM_DIRECTIONS,
     SPLITS,
     MovingDigits,
     render_background,
+    speed_class,
     split_image_indices,
 )
 
@@ -32,6 +33,7 @@ def test_shapes_dtypes_and_range(dataset):
         "position": ((8, 2), torch.float32),
         "index": ((), torch.int64),
         "speed": ((), torch.float32),
+        "speed_class": ((), torch.int64),
         "video_present": ((), torch.bool),
     }
     assert set(sample) == set(expected)
@@ -132,6 +134,27 @@ def test_speed_within_bounds(dataset):
         assert event.path(t)[1].mean() / event.fps == pytest.approx(event.speed)  # the mean speed
 
 
+def test_speed_class_bins_are_equal_width_with_their_lower_edge_inside():
+    edges = [1.0, 2.0, 3.0, 4.0]  # min 1, max 4, three classes of width 1
+    below = [np.nextafter(edge, 0.0) for edge in edges]
+    assert [speed_class(s, 1.0, 4.0, 3) for s in edges] == [0, 1, 2, 2]  # the top edge is in the last class
+    assert [speed_class(s, 1.0, 4.0, 3) for s in below[1:]] == [0, 1, 2]
+    assert speed_class(0.5, 1.0, 4.0, 3) == 0 and speed_class(9.0, 1.0, 4.0, 3) == 2  # clamped to the end classes
+    assert speed_class(1.0, 1.0, 1.0, 3) == speed_class(0.8, 1.0, 1.0, 3) == 0  # a zero-width range: one class
+    assert [speed_class(s, 1.0, 4.0, 1) for s in edges] == [0, 0, 0, 0]
+
+
+def test_speed_class_of_each_sample_bins_its_speed_and_three_match_the_caption():
+    five = MovingDigits(split="test", num_samples=200, min_speed=0.5, max_speed=2.0, speed_classes=5)
+    classes = [int(five[i]["speed_class"]) for i in range(len(five))]
+    assert classes == [speed_class(five.event(i).speed, 0.5, 2.0, 5) for i in range(len(five))]
+    assert set(classes) == set(range(5))
+    three = MovingDigits(split="test", num_samples=60, modalities=("text",))
+    for i in range(len(three)):
+        sample = three[i]
+        assert sample["caption"].split()[3] == SPEED_WORDS[int(sample["speed_class"])]
+
+
 @pytest.mark.parametrize("size", [32, 16, 12])
 def test_digit_stays_inside_frame(size):
     data = MovingDigits(size=size, digit_size=12, frames=8, max_speed=3.0)
@@ -184,6 +207,9 @@ def test_background_is_static_off_digit(dataset):
         ({"imu_noise": -1.0}, "imu_noise"),
         ({"sample_rate": 0}, "sample_rate"),
         ({"text_length": 0}, "text_length"),
+        ({"speed_classes": 0}, "speed_classes"),
+        ({"speed_classes": 2.5}, "speed_classes"),
+        ({"speed_classes": True}, "speed_classes"),
         ({"modalities": ("video", "smell")}, "modalities"),
         ({"modalities": ()}, "modalities"),
         ({"missing": {"audio": 0.5}}, "missing"),

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from mmmae.config import ConfigError, parse_config
+from mmmae.data.moving_digits import MovingDigits
 from mmmae.eval.attentive_probe import AttentiveProbe
 from mmmae.eval.evaluate import evaluate_run, evaluations, run_evaluations
 from mmmae.eval.finetune import FineTune
@@ -150,6 +151,77 @@ def test_eval_files_keep_the_clips_of_a_runs_operative_config(tmp_path):
     assert (finetune.test_data.frames, finetune.test_data.size, finetune.test_data.digit_size) == (12, 20, 8)
     assert (finetune.train_data.num_samples, finetune.test_data.num_samples) == (1024, 256)
     assert (finetune.train_data.split, finetune.test_data.split) == ("train", "test")
+
+
+MODALITY_LABELS = {"video": "label", "audio": "direction", "imu": "speed_class"}
+
+
+def test_the_modality_probes_file_builds_on_the_quickstart_a_probe_and_a_knn_per_modality():
+    parse_config(["recipes/quickstart.gin", "eval/modality_probes.gin"])
+    *probes_and_knn, retrieval = evaluations()
+    assert [(type(t), t.modality, t.label) for t in probes_and_knn] == [
+        *((LinearProbe, m, label) for m, label in MODALITY_LABELS.items()),
+        *((KNN, m, label) for m, label in MODALITY_LABELS.items())]
+    assert isinstance(retrieval, Retrieval)  # the recipe's own evaluations stay
+    with gin.config_scope("train"):
+        pretraining = MovingDigits()
+    geometry = ("frames", "size", "digit_size", "min_speed", "max_speed", "fps")
+    for probe, knn in zip(probes_and_knn[:3], probes_and_knn[3:]):
+        assert probe.train_data is knn.train_data and probe.test_data is knn.test_data  # one extraction for both
+        assert probe.train_data.modalities == probe.test_data.modalities == (probe.modality,)
+        train, test = probe.train_data, probe.test_data
+        assert (train.split, train.num_samples, test.split, test.num_samples) == ("train", 2048, "test", 1024)
+        for data in (train, test):  # the recipe's clips
+            assert [getattr(data, name) for name in geometry] == [getattr(pretraining, name) for name in geometry]
+
+
+def test_a_runs_operative_config_keeps_the_modality_probes_and_their_shared_clips(tmp_path):
+    parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES, "eval/modality_probes.gin"])
+    MaskedAutoencoder(), evaluations()
+    operative = tmp_path / "config.gin"
+    operative.write_text(gin.operative_config_str())
+    parse_config([str(operative)])
+    tasks = evaluations()
+    probes, knns = tasks[:3], tasks[3:6]
+    expected = [*MODALITY_LABELS.items()]
+    assert [(t.modality, t.label) for t in probes] == [(t.modality, t.label) for t in knns] == expected
+    for probe, knn in zip(probes, knns):
+        assert probe.train_data is knn.train_data and probe.test_data is knn.test_data
+        assert probe.train_data.modalities == (probe.modality,) and (probe.train_data.frames, probe.test_data.frames) \
+            == (4, 4)  # the micro clips
+
+
+def test_the_modality_labels_file_probes_every_label_of_every_modality_sharing_datasets():
+    parse_config(["recipes/quickstart.gin", "eval/modality_labels.gin"])
+    tasks = evaluations()
+    labels = ["label", "direction", "speed_class"]
+    assert [(type(t), t.modality, t.label) for t in tasks] == [
+        (kind, m, label) for kind in (LinearProbe, KNN) for m in ("video", "audio", "imu", "text") for label in labels]
+    for m in ("video", "audio", "imu", "text"):
+        same = [t for t in tasks if t.modality == m]
+        assert len({id(t.train_data) for t in same}) == len({id(t.test_data) for t in same}) == 1
+
+
+def test_probes_and_knn_of_the_modality_probes_file_encode_each_modality_once_per_split_and_model(tmp_path,
+                                                                                                   monkeypatch):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = ["recipes/quickstart.gin", MICRO_OVERRIDES]
+    (run_dir / "config.gin").write_text("".join(f"include '{f}'\n" for f in config) + "pretrain.seed = 0\n")
+    parse_config(config)
+    save_model(MaskedAutoencoder(), str(run_dir / "model.safetensors"))
+    gin.clear_config()
+    encoded = []
+    encode = MaskedAutoencoder.encode
+    monkeypatch.setattr(MaskedAutoencoder, "encode",
+                        lambda self, batch, modality: encoded.append(modality) or encode(self, batch, modality))
+    summary = evaluate_run(run_dir, ["eval/modality_probes.gin"], [
+        "probe_train/MovingDigits.num_samples = 12", "probe_test/MovingDigits.num_samples = 8", "KNN.k = 3",
+        "evaluations.retrievals = []"], random_init=True)
+    # 12 and 8 samples are one batch each: per modality 2 splits x 2 models, for its probe and its kNN together
+    assert sorted(encoded) == sorted(["video", "audio", "imu"] * 4)
+    assert [(e["kind"], e["pretrained"]["modality"], e["random_init"]["label"]) for e in summary["evaluations"]] == [
+        (kind, m, label) for kind in ("linear_probe", "knn") for m, label in MODALITY_LABELS.items()]
 
 
 def test_the_retrieval_file_pairs_video_and_audio_of_the_multimodal_quickstart():

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from mmmae.eval.interval import wilson_interval
 from mmmae.eval.linear_probe import LinearProbe
 from tests.eval.fake_model import FakeModality, FakeModel
 from tests.eval.flaky import FlakyDataset
@@ -30,6 +31,7 @@ def test_probe_on_dict_inputs_leaves_absent_samples_out():
     model = FakeModel({"imu": FakeModality()}).train()
     result = LinearProbe(train_data=train, test_data=test, modality="imu", batch_size=8)(model)
     assert result == {"modality": "imu", "label": "label", "train_accuracy": 1.0, "test_accuracy": 1.0,
+                      "test_accuracy_ci": wilson_interval(1.0, 12), "chance": 4 / 12,
                       "train_samples": 30, "test_samples": 12, "train_absent": 6, "test_absent": 3,
                       "train_left_out": 0, "test_left_out": 0}
     assert model.training  # the probe puts the model back in the mode it found it in

@@ -5,6 +5,7 @@ import torch
 from mmmae.eval.attentive_probe import AttentiveProbe
 from mmmae.eval.extract import extract_features
 from mmmae.eval.finetune import FineTune
+from mmmae.eval.interval import wilson_interval
 from mmmae.eval.knn import KNN
 from mmmae.eval.linear_probe import LinearProbe
 from mmmae.eval.report import EVALUATION_LINES, extract_lines
@@ -23,21 +24,21 @@ def test_every_evaluation_kind_has_a_formatter():
 def test_probe_knn_and_finetune_lines():
     probe = {**COUNTS, "train_accuracy": 0.9, "test_accuracy": 0.8}
     assert EVALUATION_LINES["linear_probe"]("pretrained", probe) == [
-        "linear probe video, pretrained: test accuracy 0.800 (train 0.900; 30 train, 12 test samples, "
+        "linear probe video (label), pretrained: test accuracy 0.800 (train 0.900; 30 train, 12 test samples, "
         "3 without video left out)"]
     attentive = {**probe, "epochs": 5, "final_loss": 0.12345}
     assert EVALUATION_LINES["attentive_probe"]("random_init", attentive) == [
-        "attentive probe video, random_init: test accuracy 0.800 (train 0.900, final loss 0.1235 after 5 epochs; "
-        "30 train, 12 test samples, 3 without video left out)"]
+        "attentive probe video (label), random_init: test accuracy 0.800 (train 0.900, final loss 0.1235 after 5 "
+        "epochs; 30 train, 12 test samples, 3 without video left out)"]
     knn = {**COUNTS, "k": 20, "temperature": 0.07, "test_accuracy": 0.5}
     assert EVALUATION_LINES["knn"]("pretrained", knn) == [
-        "knn video, pretrained: test accuracy 0.500 (k 20, temperature 0.07; 30 train, 12 test samples, "
+        "knn video (label), pretrained: test accuracy 0.500 (k 20, temperature 0.07; 30 train, 12 test samples, "
         "3 without video left out)"]
     finetune = {**COUNTS, "test_accuracy": 0.75, "multi_view_accuracy": 0.8, "views": 6, "view_shape": [8, 16, 16],
                 "train_loss": 1.5, "epochs": 5, "steps": 50}
     assert EVALUATION_LINES["finetune"]("pretrained", finetune) == [
-        "fine-tune video, pretrained: test accuracy 0.750 single view, 0.800 over 6 views of 8x16x16 (train loss "
-        "1.5000 after 5 epochs, 50 steps; 30 train, 12 test samples, 3 without video left out)"]
+        "fine-tune video (label), pretrained: test accuracy 0.750 single view, 0.800 over 6 views of 8x16x16 (train "
+        "loss 1.5000 after 5 epochs, 50 steps; 30 train, 12 test samples, 3 without video left out)"]
     assert "over 1 views of whole input" in EVALUATION_LINES["finetune"](
         "pretrained", {**finetune, "views": 1, "view_shape": None})[0]
 
@@ -45,7 +46,7 @@ def test_probe_knn_and_finetune_lines():
 def test_unreadable_samples_left_out_are_in_every_line():
     probe = {**COUNTS, "train_accuracy": 0.9, "test_accuracy": 0.8, "train_left_out": 4, "test_left_out": 5}
     assert EVALUATION_LINES["linear_probe"]("pretrained", probe) == [
-        "linear probe video, pretrained: test accuracy 0.800 (train 0.900; 30 train, 12 test samples, "
+        "linear probe video (label), pretrained: test accuracy 0.800 (train 0.900; 30 train, 12 test samples, "
         "3 without video left out, 9 left out (unreadable))"]
     others = {"attentive_probe": {**probe, "epochs": 5, "final_loss": 0.1},
               "knn": {**probe, "k": 20, "temperature": 0.07},
@@ -57,6 +58,46 @@ def test_unreadable_samples_left_out_are_in_every_line():
             "num_samples": 8, "absent": 1, "left_out": 2, "chance": {"R@1": 0.125}, "embedding": "mean_pooled"}
     for line in EVALUATION_LINES["retrieval"]("pretrained", {"video-audio": pair}):
         assert "8 samples, 1 lacking one left out, 2 left out (unreadable); embedding mean_pooled)" in line
+
+
+def test_intervals_and_chance_follow_each_accuracy_and_recall():
+    ci = {"test_accuracy_ci": [0.5, 0.95], "chance": 0.125}
+    probe = {**COUNTS, "label": "direction", "train_accuracy": 0.9, "test_accuracy": 0.8, **ci}
+    assert EVALUATION_LINES["linear_probe"]("random_init", probe) == [
+        "linear probe video (direction), random_init: test accuracy 0.800 (95 % CI 0.500-0.950) (chance 0.125; "
+        "train 0.900; 30 train, 12 test samples, 3 without video left out)"]
+    knn = {**COUNTS, "k": 20, "temperature": 0.07, "test_accuracy": 0.5, **ci}
+    assert EVALUATION_LINES["knn"]("pretrained", knn)[0].startswith(
+        "knn video (label), pretrained: test accuracy 0.500 (95 % CI 0.500-0.950) (chance 0.125; k 20,")
+    attentive = {**knn, "train_accuracy": 0.9, "epochs": 5, "final_loss": 0.1}
+    assert "test accuracy 0.500 (95 % CI 0.500-0.950) (train 0.900" in \
+        EVALUATION_LINES["attentive_probe"]("pretrained", attentive)[0]
+    finetune = {**knn, "multi_view_accuracy": 0.75, "multi_view_accuracy_ci": [0.25, 0.875], "views": 6,
+                "view_shape": [8, 16, 16], "train_loss": 1.5, "epochs": 5, "steps": 50}
+    assert ("test accuracy 0.500 (95 % CI 0.500-0.950) single view, 0.750 (95 % CI 0.250-0.875) over 6 views"
+            in EVALUATION_LINES["finetune"]("pretrained", finetune)[0])
+    pair = {"modalities": ["video", "audio"], "video->audio": {"R@1": 0.5, "R@5": 0.75},
+            "audio->video": {"R@1": 0.25, "R@5": 0.5}, "video->audio_ci": {"R@1": [0.2, 0.8], "R@5": [0.4, 0.9]},
+            "audio->video_ci": {"R@1": [0.05, 0.6], "R@5": [0.2, 0.8]}, "num_samples": 8, "absent": 0,
+            "chance": {"R@1": 0.125, "R@5": 0.625}, "embedding": "mean_pooled"}
+    assert [line.split(" (chance")[0] for line in EVALUATION_LINES["retrieval"]("pretrained", {"video-audio": pair})] \
+        == ["retrieval video->audio, pretrained: R@1 0.500 (95 % CI 0.200-0.800) R@5 0.750 (95 % CI 0.400-0.900)",
+            "retrieval audio->video, pretrained: R@1 0.250 (95 % CI 0.050-0.600) R@5 0.500 (95 % CI 0.200-0.800)"]
+
+
+def test_the_intervals_evaluations_store_are_the_ones_printed():
+    data = [{"video": torch.full((2, 3), float(i % 2)) + 0.1 * torch.randn(2, 3), "label": i % 2} for i in range(20)]
+    model = FakeModel({"video": FakeModality()})
+    for task in (LinearProbe(train_data=data, test_data=data), KNN(train_data=data, test_data=data, k=3)):
+        result = task(model)
+        low, high = wilson_interval(result["test_accuracy"], 20)
+        assert result["test_accuracy_ci"] == [low, high]
+        assert f"test accuracy {result['test_accuracy']:.3f} (95 % CI {low:.3f}-{high:.3f})" in \
+            EVALUATION_LINES[task.kind]("pretrained", result)[0]
+    pair = Retrieval(data=[{"video": s["video"], "audio": s["video"]} for s in data], pairs=[["video", "audio"]])(
+        FakeModel({"video": FakeModality(), "audio": FakeModality()}))["video-audio"]
+    for direction in ("video->audio", "audio->video"):
+        assert pair[f"{direction}_ci"] == {k: wilson_interval(v, 20) for k, v in pair[direction].items()}
 
 
 def test_retrieval_lines_one_per_direction():

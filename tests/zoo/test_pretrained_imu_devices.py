@@ -66,4 +66,4 @@ LinearProbe.modality = 'imu'
 evaluations.retrievals = []
 """)
     main(["eval", "--model", ZOO, "--gin_file", str(config)])
-    assert "linear probe imu, pretrained: test accuracy" in capsys.readouterr().out
+    assert "linear probe imu (label), pretrained: test accuracy" in capsys.readouterr().out

@@ -1,0 +1,32 @@
+"""Reconstruction figures of a training step, by the modality's tokenizer: frames (clips),
+spectrograms (audio), signal plots per device (IMU), captions with the predicted tokens (text)."""
+
+import torch
+from matplotlib.figure import Figure
+
+from mmmae.model import ModalityOutput
+from mmmae.tokenizers.audio import AudioTokenizer
+from mmmae.tokenizers.imu import IMUGraphTokenizer
+from mmmae.tokenizers.text import TextTokenizer
+from mmmae.viz import clip_reconstruction_figure
+from mmmae.viz_audio import audio_reconstruction_figure
+from mmmae.viz_imu import imu_reconstruction_figure
+from mmmae.viz_text import text_reconstruction_figure
+
+
+def reconstruction_figure(tokenizer: torch.nn.Module, data, output: ModalityOutput, sample: int,
+                          title: str) -> Figure | None:
+    """Sample `sample` of one modality's batch `data` with its decoder's predictions
+    (output.prediction); None when the modality has no prediction or no drawing."""
+    if output.prediction is None:
+        return None
+    if isinstance(tokenizer, AudioTokenizer):
+        return audio_reconstruction_figure(tokenizer, data, output.prediction, output.plan, sample, title)
+    if isinstance(tokenizer, IMUGraphTokenizer):
+        return imu_reconstruction_figure(tokenizer, data, output.prediction, output.plan, sample, title)
+    if isinstance(tokenizer, TextTokenizer):
+        return text_reconstruction_figure(tokenizer, data, output.prediction, output.plan, sample, title)
+    drawable = getattr(tokenizer, "figure_image", None)
+    if drawable is not None and drawable(data[sample:sample + 1].cpu()) is not None:
+        return clip_reconstruction_figure(tokenizer, data, output.prediction, output.plan, sample, title)
+    return None
