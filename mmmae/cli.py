@@ -11,7 +11,7 @@ from pathlib import Path
 from mmmae.bench import STEP_DTYPES, STEP_VARIANTS
 from mmmae.checkpoint import CheckpointWriteError
 from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config
-from mmmae.eval.report import EVALUATION_LINES, extract_lines, flat_metrics
+from mmmae.eval.report import EVALUATION_LINES, comparison_lines, extract_lines, flat_metrics
 from mmmae.gin_scan import without_gin_calls
 from mmmae.stop_signals import StopRequested, Terminated, raise_on_sigterm
 
@@ -231,6 +231,7 @@ def format_summary(summary: dict) -> str:
         for init in ("pretrained", "random_init"):
             if init in entry:
                 lines += EVALUATION_LINES[entry["kind"]](init, entry[init])
+    lines += comparison_lines(summary.get("evaluations", []))
     if "model" in summary:
         run = Path(summary["run_dir"])
         lines.append(f"files: weights {summary['model']}, config {run / OPERATIVE_CONFIG}, metrics "

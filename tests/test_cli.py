@@ -44,8 +44,13 @@ def test_summary_prints_every_probe_and_retrieval_direction_for_both_inits():
     assert lines[3] == ("retrieval video->audio, pretrained: R@1 0.500 R@5 1.000 (chance R@1 0.125 R@5 0.625; "
                         "8 samples, 0 lacking one left out; embedding contrastive_video_audio)")
     assert lines[4].startswith("retrieval audio->video, pretrained: R@1 0.250 R@5 0.750")
-    assert [line.split(":")[0] for line in lines[5:]] == ["retrieval video->audio, random_init",
-                                                          "retrieval audio->video, random_init"]
+    assert [line.split(":")[0] for line in lines[5:7]] == ["retrieval video->audio, random_init",
+                                                           "retrieval audio->video, random_init"]
+    assert lines[7].startswith("pretrained against random_init")  # then the side-by-side table: 1 + 4 rows
+    assert [line.split()[:4] for line in lines[9:]] == [
+        ["linear", "probe", "imu", "(label)"], ["retrieval", "video->audio", "R@1", "0.500"],
+        ["retrieval", "video->audio", "R@5", "1.000"], ["retrieval", "audio->video", "R@1", "0.250"],
+        ["retrieval", "audio->video", "R@5", "0.750"]]
 
 
 def test_bad_gin_fails_with_the_binding_and_no_traceback(tmp_path):

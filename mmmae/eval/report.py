@@ -87,6 +87,55 @@ def retrieval_lines(init: str, result: dict) -> list[str]:
     return lines
 
 
+def _compared(name: str, pretrained: float, random_init: float, pretrained_ci: list[float] | None,
+              random_ci: list[float] | None, chance: float | None) -> str:
+    """One row of `comparison_lines`: both values with their intervals, the gain, '*' when the
+    intervals do not overlap, and the chance level."""
+    apart = pretrained_ci is not None and random_ci is not None and (
+        pretrained_ci[0] > random_ci[1] or pretrained_ci[1] < random_ci[0])
+    chance_text = "" if chance is None else f"  chance {chance:.3f}"
+    cells = [f"{value:.3f}{_bounds(interval)}" for value, interval in ((pretrained, pretrained_ci),
+                                                                      (random_init, random_ci))]
+    return (f"  {name:<34} {cells[0]:<22} {cells[1]:<22} {pretrained - random_init:+.3f}{' *' if apart else '  '}"
+            f"{chance_text}")
+
+
+def _bounds(interval: list[float] | None) -> str:
+    """" (0.783-0.831)", or nothing without an interval."""
+    return "" if interval is None else f" ({interval[0]:.3f}-{interval[1]:.3f})"
+
+
+def comparison_lines(evaluations: list[dict]) -> list[str]:
+    """The evaluations that ran on both models as one table: per accuracy or recall, the pretrained
+    and the random_init value with 95 % intervals, their difference, '*' where the intervals do not
+    overlap, and chance. Empty when no evaluation ran on both."""
+    rows = []
+    for entry in evaluations:
+        trained, fresh = entry.get("pretrained"), entry.get("random_init")
+        if not trained or not fresh:
+            continue
+        if entry["kind"] == "retrieval":
+            for key, pair in trained.items():
+                a, b = pair["modalities"]
+                for direction in (f"{a}->{b}", f"{b}->{a}"):
+                    for k, value in pair[direction].items():
+                        rows.append(_compared(f"retrieval {direction} {k}", value, fresh[key][direction][k],
+                                              pair.get(f"{direction}_ci", {}).get(k),
+                                              fresh[key].get(f"{direction}_ci", {}).get(k), pair["chance"][k]))
+            continue
+        name, measures = ACCURACIES[entry["kind"]]
+        label = f" ({trained['label']})" if "label" in trained else ""
+        for measure in measures:
+            suffix = "" if measure == "test_accuracy" else f" {measure.replace('_accuracy', '').replace('_', '-')}"
+            rows.append(_compared(f"{name} {trained['modality']}{label}{suffix}", trained[measure], fresh[measure],
+                                  trained.get(f"{measure}_ci"), fresh.get(f"{measure}_ci"), trained.get("chance")))
+    if not rows:
+        return []
+    header = f"  {'evaluation':<34} {'pretrained (95 % CI)':<22} {'random_init (95 % CI)':<22} gain"
+    return ["pretrained against random_init (test accuracy or recall; * where the 95 % intervals do not overlap):",
+            header, *rows]
+
+
 EVALUATION_LINES = {"linear_probe": probe_lines, "attentive_probe": attentive_probe_lines, "knn": knn_lines,
                     "finetune": finetune_lines, "retrieval": retrieval_lines}
 

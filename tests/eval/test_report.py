@@ -8,7 +8,7 @@ from mmmae.eval.finetune import FineTune
 from mmmae.eval.interval import wilson_interval
 from mmmae.eval.knn import KNN
 from mmmae.eval.linear_probe import LinearProbe
-from mmmae.eval.report import EVALUATION_LINES, extract_lines
+from mmmae.eval.report import EVALUATION_LINES, comparison_lines, extract_lines
 from mmmae.eval.retrieval import Retrieval
 from tests.eval.fake_model import FakeModality, FakeModel
 
@@ -131,3 +131,35 @@ def test_flat_metrics_names_every_measure_and_init():
         "linear probe video accuracy (pretrained)": 0.8, "linear probe video accuracy (random_init)": 0.5,
         "fine-tune video accuracy (pretrained)": 0.6, "fine-tune video multi view accuracy (pretrained)": 0.7,
         "retrieval video->audio R@1 (pretrained)": 0.5, "retrieval audio->video R@1 (pretrained)": 0.25}
+
+
+def test_comparison_table_puts_both_inits_side_by_side_and_stars_only_separated_intervals():
+    def probe(accuracy, interval):
+        return {**COUNTS, "train_accuracy": 1.0, "test_accuracy": accuracy, "test_accuracy_ci": interval,
+                "chance": 0.125}
+    apart = {"kind": "linear_probe", "pretrained": probe(0.8, [0.75, 0.84]), "random_init": probe(0.5, [0.45, 0.55])}
+    overlapping = {"kind": "knn", "pretrained": {**probe(0.6, [0.55, 0.65]), "k": 20, "temperature": 0.07},
+                   "random_init": {**probe(0.55, [0.5, 0.6]), "k": 20, "temperature": 0.07}}
+    pair = {"modalities": ["video", "audio"], "video->audio": {"R@1": 0.3}, "audio->video": {"R@1": 0.2},
+            "video->audio_ci": {"R@1": [0.25, 0.35]}, "audio->video_ci": {"R@1": [0.15, 0.25]},
+            "chance": {"R@1": 0.01}, "num_samples": 100, "absent": 0, "embedding": "e"}
+    fresh = {**pair, "video->audio": {"R@1": 0.01}, "audio->video": {"R@1": 0.02},
+             "video->audio_ci": {"R@1": [0.0, 0.05]}, "audio->video_ci": {"R@1": [0.0, 0.07]}}
+    retrieval = {"kind": "retrieval", "pretrained": {"video-audio": pair}, "random_init": {"video-audio": fresh}}
+    lines = comparison_lines([apart, overlapping, retrieval, {"kind": "linear_probe", "pretrained": probe(0.9, None)}])
+    rows = lines[2:]
+    assert len(rows) == 4  # the single-init probe has no row
+    assert rows[0].split() == ["linear", "probe", "video", "(label)", "0.800", "(0.750-0.840)", "0.500",
+                               "(0.450-0.550)", "+0.300", "*", "chance", "0.125"]
+    assert rows[1].split()[3:8] == ["0.600", "(0.550-0.650)", "0.550", "(0.500-0.600)", "+0.050"]
+    assert "*" not in rows[1]
+    assert rows[2].split()[:5] == ["retrieval", "video->audio", "R@1", "0.300", "(0.250-0.350)"]
+    assert rows[2].split()[7:] == ["+0.290", "*", "chance", "0.010"]
+    assert rows[3].split()[7] == "+0.180" and "*" in rows[3]
+
+
+def test_comparison_table_without_intervals_and_without_both_inits():
+    old = {**COUNTS, "train_accuracy": 1.0, "test_accuracy": 0.7}  # a result saved before intervals were kept
+    rows = comparison_lines([{"kind": "linear_probe", "pretrained": old, "random_init": {**old, "test_accuracy": 0.2}}])
+    assert rows[2].split() == ["linear", "probe", "video", "(label)", "0.700", "0.200", "+0.500"]
+    assert comparison_lines([{"kind": "linear_probe", "pretrained": old}]) == []
