@@ -23,7 +23,7 @@ def test_train_then_eval(tmp_path):
 
     evaluated = run("eval", "--run_dir", str(run_dir), "--random_init")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    assert evaluated.stdout.count("test accuracy") == 2
+    assert evaluated.stdout.count(": test accuracy") == 2
     assert "linear probe video (label), random_init: test accuracy" in evaluated.stdout
 
 

@@ -248,7 +248,7 @@ def test_the_summary_and_eval_report_the_same_figures_pretrained_and_at_random_i
         *TINY_EVALUATIONS, "IMU_RATES = {'bottom': 16.0, 'center': 64.0, 'top_left': 32.0, 'top_right': 32.0}"])
     summary = pretrain(output_dir=str(tmp_path))
     evaluated = evaluate_run(tmp_path, random_init=True)["evaluations"]
-    assert [entry["kind"] for entry in summary["evaluations"]] == ["linear_probe", "retrieval"]
+    assert [entry["kind"] for entry in summary["evaluations"]] == ["linear_probe", "knn", "knn", "knn", "retrieval"]
     assert evaluated == summary["evaluations"]
 
 

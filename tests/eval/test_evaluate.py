@@ -93,7 +93,7 @@ def test_evaluate_run_retrieves_and_probes_every_modality_of_the_multimodal_quic
     summary = evaluate_run(run_dir, gin_params=[
         "probe_train/MovingDigits.num_samples = 12", "probe_test/MovingDigits.num_samples = 8",
         "imu/LinearProbe.modality = 'imu'", "text/LinearProbe.modality = 'text'",
-        "evaluations.probes = [@imu/LinearProbe(), @text/LinearProbe()]",
+        "evaluations.probes = [@imu/LinearProbe(), @text/LinearProbe()]", "evaluations.knn = []",
         "evaluations.retrievals = [@Retrieval()]", "Retrieval.data = @probe_test/MovingDigits()",
         "Retrieval.pairs = [['audio', 'video'], ['audio', 'imu']]",
     ])
@@ -225,7 +225,7 @@ def test_probes_and_knn_of_the_modality_probes_file_encode_each_modality_once_pe
 
 
 def test_the_retrieval_file_pairs_video_and_audio_of_the_multimodal_quickstart():
-    parse_config(["recipes/quickstart.gin", "eval/retrieval.gin"], ["evaluations.probes = []"])
+    parse_config(["recipes/quickstart.gin", "eval/retrieval.gin"], ["evaluations.probes = []", "evaluations.knn = []"])
     (retrieval,) = evaluations()
     assert retrieval.pairs == [("video", "audio")] and retrieval.data.split == "test"
     assert {"video", "audio"} <= set(retrieval.data.modalities)
