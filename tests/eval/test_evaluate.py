@@ -82,7 +82,8 @@ def test_evaluate_run_without_evaluations_says_what_to_bind(micro_run):
         evaluate_run(micro_run)
 
 
-def test_evaluate_run_retrieves_and_probes_every_modality_of_the_multimodal_quickstart(tmp_path):
+def untrained_quickstart_run(tmp_path) -> Path:
+    """A run directory of the micro-sized multimodal quickstart with its untrained weights."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     config = ["recipes/quickstart.gin", MICRO_OVERRIDES]
@@ -90,6 +91,11 @@ def test_evaluate_run_retrieves_and_probes_every_modality_of_the_multimodal_quic
     parse_config(config)
     save_model(MaskedAutoencoder(), str(run_dir / "model.safetensors"))
     gin.clear_config()
+    return run_dir
+
+
+def test_evaluate_run_retrieves_and_probes_every_modality_of_the_multimodal_quickstart(tmp_path):
+    run_dir = untrained_quickstart_run(tmp_path)
     summary = evaluate_run(run_dir, gin_params=[
         "probe_train/MovingDigits.num_samples = 12", "probe_test/MovingDigits.num_samples = 8",
         "imu/LinearProbe.modality = 'imu'", "text/LinearProbe.modality = 'text'",
@@ -204,13 +210,7 @@ def test_the_modality_labels_file_probes_every_label_of_every_modality_sharing_d
 
 def test_probes_and_knn_of_the_modality_probes_file_encode_each_modality_once_per_split_and_model(tmp_path,
                                                                                                    monkeypatch):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    config = ["recipes/quickstart.gin", MICRO_OVERRIDES]
-    (run_dir / "config.gin").write_text("".join(f"include '{f}'\n" for f in config) + "pretrain.seed = 0\n")
-    parse_config(config)
-    save_model(MaskedAutoencoder(), str(run_dir / "model.safetensors"))
-    gin.clear_config()
+    run_dir = untrained_quickstart_run(tmp_path)
     encoded = []
     encode = MaskedAutoencoder.encode
     monkeypatch.setattr(MaskedAutoencoder, "encode",
