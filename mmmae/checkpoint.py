@@ -69,7 +69,8 @@ def write_failure(partial: Path, error: Exception, needed: int) -> str:
     if getattr(error, "errno", None) == errno.ENOSPC or free < needed or "unexpected pos" in detail:
         return (f"no space left on {folder} to write checkpoint {partial.stem}: it needs about "
                 f"{needed / 2**20:.0f} MB, {free / 2**20:.0f} MB are free. The partial checkpoint was removed and "
-                "the previous one is intact: free space (or lower pretrain.keep_checkpoints), then resume with --resume")
+                "the previous one is intact: free space (or lower pretrain.keep_checkpoints), then resume with "
+                "--resume")
     if getattr(error, "errno", None) in (errno.EACCES, errno.EROFS, errno.EPERM):
         return (f"cannot write checkpoint {partial.stem} into {folder}: {error.strerror.lower()}. The previous "
                 "checkpoint is intact: make the folder writable, then resume with --resume")

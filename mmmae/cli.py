@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     describe = commands.add_parser("describe", help="a configurable's parameters, defaults, docstring and the "
                                                     "package's gin bindings of it (no NAME: list them all)")
     describe.add_argument("name", nargs="?", help="e.g. TubeMasking, mmmae.TubeMasking, video/TubeMasking, pretrain")
-    viz_mask = commands.add_parser("viz-mask", help="draw what a recipe's maskers hide on real samples (PNG per modality)")
+    viz_mask = commands.add_parser("viz-mask",
+                                   help="draw what a recipe's maskers hide on real samples (PNG per modality)")
     _add_gin_flags(viz_mask, required=True)
     viz_mask.add_argument("--output_dir", required=True, help="folder for <modality>_masks.png")
     viz_mask.add_argument("--samples", type=int, default=4, help="samples drawn (the first of the training data)")

@@ -79,7 +79,8 @@ def log_metrics(accelerator: Accelerator, run_dir: Path, step: int, window: list
     SAMPLE_COUNTS summed instead, so that the column adds up to the run's total); one JSON line."""
     reduction = {k: "sum" if k in SAMPLE_COUNTS else "mean" for k in window[0]}
     window_values = {k: getattr(torch.stack([logs[k] for logs in window]).float(), reduction[k])() for k in window[0]}
-    record = {"step": step, **{k: accelerator.reduce(v, reduction=reduction[k]).item() for k, v in window_values.items()},
+    record = {"step": step,
+              **{k: accelerator.reduce(v, reduction=reduction[k]).item() for k, v in window_values.items()},
               **extra}
     accelerator.log(record, step=step)
     if accelerator.is_main_process:

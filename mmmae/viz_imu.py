@@ -9,8 +9,16 @@ from matplotlib.patches import Patch
 
 from mmmae.tokenizers.imu import IMUGraphTokenizer
 from mmmae.types import MaskPlan
-from mmmae.viz_figure import (HIDDEN_COLOUR, MASKED, PREDICTED, PREDICTED_COLOUR, VISIBLE, new_figure, token_states,
-                              whole_title)
+from mmmae.viz_figure import (
+    HIDDEN_COLOUR,
+    MASKED,
+    PREDICTED,
+    PREDICTED_COLOUR,
+    VISIBLE,
+    new_figure,
+    token_states,
+    whole_title,
+)
 
 PANEL = (3.6, 1.7)  # inches per device panel
 SIX_AXES = ("acc x", "acc y", "acc z", "gyro x", "gyro y", "gyro z")  # the 6-channel layout (acceleration, gyro)

@@ -57,8 +57,8 @@ def draw_masks(model: MaskedAutoencoder, batch: dict, rng: MaskRNG, output_dir: 
         tokens = modality.tokenize(batch[name])
         plan = modality.mask(tokens, batch, rng)
         masker = type(modality.masker).__name__
-        title = (f"{name}: {masker}, per sample {plan.keep.shape[1]} of {tokens.num_tokens} tokens seen by the encoder, "
-                 f"{plan.predict.shape[1]} predicted by the decoder")
+        title = (f"{name}: {masker}, per sample {plan.keep.shape[1]} of {tokens.num_tokens} tokens seen by the "
+                 f"encoder, {plan.predict.shape[1]} predicted by the decoder")
         figure = mask_figure(modality.tokenizer, batch[name], tokens, plan, title)
         paths.append(save_figure(figure, output_dir / f"{name}_masks.png"))
     return paths

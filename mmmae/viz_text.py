@@ -10,8 +10,16 @@ from matplotlib.patches import Rectangle
 
 from mmmae.tokenizers.text import TextTokenizer
 from mmmae.types import MaskPlan
-from mmmae.viz_figure import (HIDDEN_COLOUR, MASKED, PREDICTED, PREDICTED_COLOUR, VISIBLE, new_figure, token_states,
-                              whole_title)
+from mmmae.viz_figure import (
+    HIDDEN_COLOUR,
+    MASKED,
+    PREDICTED,
+    PREDICTED_COLOUR,
+    VISIBLE,
+    new_figure,
+    token_states,
+    whole_title,
+)
 
 LINE_CHARS = 48  # characters per line before a caption wraps
 CHAR = (0.12, 0.34)  # inches per character cell (width, line height)

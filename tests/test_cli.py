@@ -123,7 +123,8 @@ def test_convert_an_hf_videomae_folder_and_refuse_a_pickle_without_the_flag(tmp_
                                                               "README.md"}
     torch.save({"model": {"encoder.norm.weight": torch.ones(2)}}, tmp_path / "ckpt.pth")
     refused = run("convert", "--from", "videomae", "--src", str(tmp_path / "ckpt.pth"), "--dst", str(tmp_path / "x"))
-    assert refused.returncode == 1 and "--allow_pickle" in refused.stderr and str(tmp_path / "ckpt.pth") in refused.stderr
+    assert (refused.returncode == 1 and "--allow_pickle" in refused.stderr
+            and str(tmp_path / "ckpt.pth") in refused.stderr)
     assert not (tmp_path / "x").exists()
     bad_option = run("convert", "--from", "videomae", "--src", str(tmp_path / "ckpt.pth"), "--dst", str(tmp_path / "x"),
                      "--allow_pickle", "--option", "heads")

@@ -68,7 +68,8 @@ def test_two_process_cpu_run_agrees_with_one_process(tmp_path):
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "mmmae", "train", "--gin_file", MICRO_GIN, "--gin_param", "pretrain.batch_size = 2", "--gin_param", "pretrain.base_lr = 0.1",
+               "-m", "mmmae", "train", "--gin_file", MICRO_GIN,
+               "--gin_param", "pretrain.batch_size = 2", "--gin_param", "pretrain.base_lr = 0.1",
                "--output_dir", str(two)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

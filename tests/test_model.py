@@ -170,5 +170,6 @@ def test_a_ratio_leaving_nothing_visible_names_the_binding():
     model = MaskedAutoencoder()
     data = MovingDigits(split="train", num_samples=4, frames=4, size=16, digit_size=8)
     with pytest.raises(ValueError, match=r"modality 'video': RandomMasking.ratio = 0.9 masks 8 of 8 tokens.* \(masker "
-                                         r"chosen in --gin_param 2: video/Modality.masker = @video/RandomMasking\(\)\)"):
+                                         r"chosen in --gin_param 2: video/Modality.masker = "
+                                         r"@video/RandomMasking\(\)\)"):
         model(default_collate([data[i] for i in range(2)]), MaskRNG.seeded(0))

@@ -51,7 +51,8 @@ def test_a_signalled_run_checkpoints_and_resumes_bitwise(tmp_path, signum):
     checkpoint = latest_checkpoint(stopped)
     step = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
     assert 3 <= step < 60
-    assert f"\nmmmae train: stopped by {signal.Signals(signum).name} after step {step}; checkpoint {checkpoint}. " in stderr
+    assert (f"\nmmmae train: stopped by {signal.Signals(signum).name} after step {step}; checkpoint {checkpoint}. "
+            in stderr)
     assert "In call to configurable" not in stderr
     assert f"--output_dir {stopped} --resume" in stderr
     assert not (stopped / "model.safetensors").exists()

@@ -14,7 +14,8 @@ RATES = {"wrist": 8.0, "ankle": 4.0}
 
 def signals(batch: int) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
-    return {"wrist": torch.randn(batch, 16, 6, generator=generator), "ankle": torch.randn(batch, 8, 6, generator=generator)}
+    return {"wrist": torch.randn(batch, 16, 6, generator=generator),
+            "ankle": torch.randn(batch, 8, 6, generator=generator)}
 
 
 def test_spans_merge_consecutive_windows_per_device_and_skip_visible_ones():

@@ -15,7 +15,8 @@ def test_training_draws_a_readable_reconstruction_of_every_quickstart_modality(t
     model, batch = quickstart(2)
     out = model(batch, MaskRNG.seeded(0))
     save_figures(model, batch, out, tmp_path, 3)
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(f"{m}_step00000003.png" for m in QUICKSTART)
+    assert (sorted(p.name for p in (tmp_path / "figures").iterdir())
+            == sorted(f"{m}_step00000003.png" for m in QUICKSTART))
     for name in QUICKSTART:
         assert Image.open(tmp_path / "figures" / f"{name}_step00000003.png").size[0] >= 500
         fig = reconstruction_figure(model.modalities[name].tokenizer, batch[name], out.outputs[name], 1, name)

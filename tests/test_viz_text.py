@@ -6,8 +6,18 @@ from matplotlib.colors import to_rgb
 from mmmae.tokenizers.text import TextTokenizer
 from mmmae.types import MaskPlan
 from mmmae.viz_figure import HIDDEN_COLOUR, MASKED, PREDICTED, PREDICTED_COLOUR, VISIBLE
-from mmmae.viz_text import (RIGHT, WRONG, boxes, cell, layout, mask_cells, prediction_cells, shown,
-                            text_mask_figure, text_reconstruction_figure)
+from mmmae.viz_text import (
+    RIGHT,
+    WRONG,
+    boxes,
+    cell,
+    layout,
+    mask_cells,
+    prediction_cells,
+    shown,
+    text_mask_figure,
+    text_reconstruction_figure,
+)
 from tests.test_viz_figure import drawn_outside
 
 
@@ -50,7 +60,8 @@ def caption_ids() -> torch.Tensor:
 
 
 def test_mask_figure_draws_one_box_per_hidden_run_and_no_padding():
-    plan = MaskPlan(keep=torch.tensor([[0, 1, 5, 6, 7, 8, 9, 10, 11, 14, 15]]), predict=torch.tensor([[2, 3, 4, 12, 13]]))
+    plan = MaskPlan(keep=torch.tensor([[0, 1, 5, 6, 7, 8, 9, 10, 11, 14, 15]]),
+                    predict=torch.tensor([[2, 3, 4, 12, 13]]))
     fig = text_mask_figure(TextTokenizer(dim=8), caption_ids(), plan, "text")
     (ax,) = fig.axes
     assert len(ax.patches) == 1  # 'one' predicted; 12, 13 are padding
@@ -60,7 +71,8 @@ def test_mask_figure_draws_one_box_per_hidden_run_and_no_padding():
 
 def test_reconstruction_figure_scores_the_argmax_at_predicted_tokens():
     ids = caption_ids()
-    plan = MaskPlan(keep=torch.tensor([[0, 1, 5, 6, 7, 8, 9, 10, 11, 14, 15]]), predict=torch.tensor([[2, 3, 4, 12, 13]]))
+    plan = MaskPlan(keep=torch.tensor([[0, 1, 5, 6, 7, 8, 9, 10, 11, 14, 15]]),
+                    predict=torch.tensor([[2, 3, 4, 12, 13]]))
     logits = torch.zeros(1, 5, 384)
     logits[0, 0, ids[0, 2]] = 1.0  # 'o' right; the rest guess id 0 (pad): wrong
     fig = text_reconstruction_figure(TextTokenizer(dim=8), ids, logits, plan, 0, "text, step 2")

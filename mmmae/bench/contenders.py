@@ -54,7 +54,8 @@ class Contender:
 
     def __init__(self, name: str, model: torch.nn.Module, loss: Callable[[], torch.Tensor], clips: int,
                  device: torch.device, dtype: torch.dtype):
-        self.name, self.model, self.clips, self.device, self.dtype = name, model.to(device).train(), clips, device, dtype
+        self.name, self.model, self.clips = name, model.to(device).train(), clips
+        self.device, self.dtype = device, dtype
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=True)
         self.loss = loss
 
@@ -90,7 +91,8 @@ def tube_mask(geometry: Geometry, seed: int = 0) -> torch.Tensor:
     """(B, N) bool, True = hidden: VideoMAE's tube mask, int(ratio * H'W') positions in every frame."""
     hidden = int(geometry.ratio * geometry.space)
     noise = torch.rand(geometry.batch, geometry.space, generator=torch.Generator().manual_seed(seed))
-    spatial = torch.zeros(geometry.batch, geometry.space, dtype=torch.bool).scatter(1, noise.argsort(1)[:, :hidden], True)
+    spatial = torch.zeros(geometry.batch, geometry.space, dtype=torch.bool).scatter(
+        1, noise.argsort(1)[:, :hidden], True)
     return repeat(spatial, "b s -> b (t s)", t=geometry.frames // 2)
 
 

@@ -18,10 +18,18 @@ from dataclasses import dataclass, field
 import torch
 
 from mmmae.bench import STEP_VARIANTS as VARIANTS
-from mmmae.bench.contenders import (DTYPES, Contender, Geometry, audiovisual_batch, audiovisual_config, clip,
-                                    mmmae_contender, mmmae_variant, videomae_pair)
-from mmmae.bench.machine import (matmul_peak, state_bytes, step_flops, step_peak_bytes, step_tensor_bytes,
-                                 synchronize)
+from mmmae.bench.contenders import (
+    DTYPES,
+    Contender,
+    Geometry,
+    audiovisual_batch,
+    audiovisual_config,
+    clip,
+    mmmae_contender,
+    mmmae_variant,
+    videomae_pair,
+)
+from mmmae.bench.machine import matmul_peak, state_bytes, step_flops, step_peak_bytes, step_tensor_bytes, synchronize
 from mmmae.bench.op_time import FAMILIES, op_time
 from mmmae.nn.attention import xformers_available
 from mmmae.zoo.pretrained import build_model
@@ -156,7 +164,8 @@ def bench_step(geometry: Geometry, variants: Sequence[str] = VARIANTS, rounds: i
         compiled = mmmae_contender("torch.compile", torch.compile(model, backend=compile_backend), video, dev, kind)
         tic = time.perf_counter()
         compiled.step()
-        result.notes.append(f"torch.compile ({compile_backend}): first step (compilation) {time.perf_counter() - tic:.1f} s")
+        result.notes.append(
+            f"torch.compile ({compile_backend}): first step (compilation) {time.perf_counter() - tic:.1f} s")
         result.comparisons.append(compare("torch.compile / eager", ours, compiled, rounds, steps))
     if "checkpointing" in variants:
         saving = mmmae_variant("checkpointing", config, [

@@ -21,9 +21,9 @@ import dataclasses
 import functools
 import numbers
 import operator
-from typing import NamedTuple
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import NamedTuple
 
 import einops
 import gin
@@ -80,7 +80,8 @@ def split_image_indices(split: str) -> np.ndarray:
 def _digit_alphas(digit_size: int) -> np.ndarray:
     """All digits resized bilinearly to (1797, digit_size, digit_size), each normalised to max 1."""
     images = einops.rearrange(torch.tensor(load_digit_images()[0]), "n h w -> n 1 h w")
-    scaled = torch.nn.functional.interpolate(images, size=(digit_size, digit_size), mode="bilinear", align_corners=False)
+    scaled = torch.nn.functional.interpolate(images, size=(digit_size, digit_size), mode="bilinear",
+                                             align_corners=False)
     scaled = scaled / scaled.amax(dim=(2, 3), keepdim=True)
     alphas = einops.rearrange(scaled.clamp(0, 1), "n 1 h w -> n h w").numpy()
     alphas.flags.writeable = False

@@ -151,7 +151,8 @@ def extract_lines(files: list[Path]) -> list[str]:
             f"{len(info['shards'])} {info['fmt']} shards: {index}"]
 
 
-ACCURACIES = {"linear_probe": ("linear probe", ["test_accuracy"]), "attentive_probe": ("attentive probe", ["test_accuracy"]),
+ACCURACIES = {"linear_probe": ("linear probe", ["test_accuracy"]),
+              "attentive_probe": ("attentive probe", ["test_accuracy"]),
               "knn": ("knn", ["test_accuracy"]), "finetune": ("fine-tune", ["test_accuracy", "multi_view_accuracy"])}
 
 

@@ -89,5 +89,6 @@ def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing:
         outputs.append(rearrange(F.scaled_dot_product_attention(q_g, k_g, v_g), "n h l d -> (n l) h d"))
     if len(outputs) == 1 and not order:
         return outputs[0]
-    inverse = torch.empty_like(torch.cat(order)).scatter_(0, torch.cat(order), torch.arange(q.shape[0], device=q.device))
+    inverse = torch.empty_like(torch.cat(order)).scatter_(0, torch.cat(order),
+                                                          torch.arange(q.shape[0], device=q.device))
     return torch.cat(outputs)[inverse]

@@ -28,7 +28,8 @@ class JointDecoder(FusedDecoder):
     def _decode(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         first = next(iter(parts.values()))
         layout = PackedLayout(token_masks(parts, present), first.device)
-        return layout.unpack(self.transformer(layout.pack(parts), layout.joint), {m: p.shape[:2] for m, p in parts.items()})
+        return layout.unpack(self.transformer(layout.pack(parts), layout.joint),
+                             {m: p.shape[:2] for m, p in parts.items()})
 
     def forward(self, encoded: dict[str, torch.Tensor], tokens: dict[str, Tokens], plans: dict[str, MaskPlan],
                 present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

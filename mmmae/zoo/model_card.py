@@ -19,8 +19,10 @@ def model_card(name: str, metadata: dict, config: str) -> str:
     lines = [
         *front, "", f"# {name}", "",
         metadata.get("description", f"A masked model over {', '.join(modalities)} built with mmmae."), "",
-        "## Use", "", "```python", "import mmmae", "", f'model = mmmae.load_pretrained("{name}")  # or the path of this folder',
-        f'features = model.features(batch, "{modalities[0] if modalities else "video"}")  # (B, D) pooled encoder features',
+        "## Use", "", "```python", "import mmmae", "",
+        f'model = mmmae.load_pretrained("{name}")  # or the path of this folder',
+        f'features = model.features(batch, "{modalities[0] if modalities else "video"}")'
+        "  # (B, D) pooled encoder features",
         "```", "",
         "## Model", "",
         f"- modalities: {', '.join(modalities)}",

@@ -109,7 +109,8 @@ def _from_directory(directory: Path) -> PretrainedFiles:
     weights, config, meta = directory / MODEL_FILE, directory / OPERATIVE_CONFIG, directory / METADATA_FILE
     for path, what in ((weights, "weights"), (config, "gin config")):
         if not path.is_file():
-            raise FileNotFoundError(f"{directory} is not a pretrained model directory: its {what} {path.name} is missing")
+            raise FileNotFoundError(
+                f"{directory} is not a pretrained model directory: its {what} {path.name} is missing")
     metadata = json.loads(meta.read_text()) if meta.is_file() else {}
     return PretrainedFiles(directory, weights, config, metadata)
 

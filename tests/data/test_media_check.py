@@ -14,7 +14,7 @@ from PIL import Image
 from mmmae.cli import main
 from mmmae.data.media_check import check_dataset, check_datasets, format_report, source_datasets
 from mmmae.data.moving_digits import MovingDigits
-from mmmae.data.synthetic_media import write_mp4, write_moving_digits_folder
+from mmmae.data.synthetic_media import write_moving_digits_folder, write_mp4
 
 BROKEN = "zz_broken"  # a class folder that sorts after the digit words: its clips are the last rows
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from mmmae.data.clip_sampling import DenseSampling
+from mmmae.data.imu_reader import read_imu_log, resample_imu
 from mmmae.data.layouts import class_folder, manifest
 from mmmae.data.media_dataset import MediaDataset
 from mmmae.data.media_errors import MediaError
 from mmmae.data.moving_digits import MovingDigits
 from mmmae.data.render_imu import DEFAULT_IMU_RATES
-from mmmae.data.imu_reader import read_imu_log, resample_imu
 from mmmae.data.synthetic_media import write_moving_digits_folder, write_mp4
 from mmmae.data.transforms import HorizontalFlip, VideoTransform
 

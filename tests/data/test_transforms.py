@@ -5,8 +5,16 @@ import torch
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2.functional import resized_crop
 
-from mmmae.data.transforms import (CenterCrop, HorizontalFlip, Mixup, MultiScaleCrop, RandomResizedCrop,
-                                   SpecAugment, VideoTransform, numpy_rng)
+from mmmae.data.transforms import (
+    CenterCrop,
+    HorizontalFlip,
+    Mixup,
+    MultiScaleCrop,
+    RandomResizedCrop,
+    SpecAugment,
+    VideoTransform,
+    numpy_rng,
+)
 
 
 def ramp_clip(frames: int = 4, height: int = 48, width: int = 64) -> torch.Tensor:

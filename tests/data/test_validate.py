@@ -12,7 +12,8 @@ def test_nan_and_inf_samples_lose_the_modality_and_are_logged(caplog):
     audio[1, 4] = float("nan")
     imu = {"wrist": torch.zeros(3, 5, 6), "ankle": torch.zeros(3, 2, 6)}
     imu["ankle"][2, 0, 0] = float("inf")
-    batch = {"audio": audio, "imu": imu, "index": torch.tensor([40, 41, 42]), "imu_present": torch.tensor([False, True, True])}
+    batch = {"audio": audio, "imu": imu, "index": torch.tensor([40, 41, 42]),
+             "imu_present": torch.tensor([False, True, True])}
     with caplog.at_level(logging.WARNING):
         out, dropped = drop_non_finite(batch, ["audio", "imu"])
     assert dropped == 2

@@ -52,7 +52,8 @@ def test_separable_features_are_classified_perfectly_and_absent_samples_left_out
     train, test = clustered(40, seed=0, absent={3, 17}), clustered(20, seed=1, absent={5})
     result = KNN(train_data=train, test_data=test, k=5, batch_size=8)(FakeModel({"video": FakeModality()}))
     assert result == {"modality": "video", "label": "label", "k": 5, "temperature": 0.07, "test_accuracy": 1.0,
-                      "test_accuracy_ci": wilson_interval(1.0, 19), "chance": 5 / 19, "train_samples": 38, "test_samples": 19, "train_absent": 2, "test_absent": 1,
+                      "test_accuracy_ci": wilson_interval(1.0, 19), "chance": 5 / 19, "train_samples": 38,
+                      "test_samples": 19, "train_absent": 2, "test_absent": 1,
                       "train_left_out": 0, "test_left_out": 0}
 
 

@@ -56,7 +56,7 @@ def test_average_is_the_mean_of_the_single_view_logits_or_probabilities():
     views = clip_views(torch.rand(3, 1, 12, 6, 8), (8, 4, 4), clips=2, crops=3)
     logits = [classify(v) for v in views]
     # each view classified alone or batched (the linear's 128 inputs), then a mean of 6 (softmax: 5 more terms)
-    mean_logits, mean_probs = sum(logits) / 6, sum(l.softmax(-1) for l in logits) / 6
+    mean_logits, mean_probs = sum(logits) / 6, sum(view_logits.softmax(-1) for view_logits in logits) / 6
     logits_bound = rounding_bound(mean_logits, 2, 128)
     probs_bound = 2 * logits_bound + rounding_bound(torch.ones(1), 2, 6)  # softmax moves <= 2x its logits
     assert torch.allclose(average_views(classify, views, "logits"), mean_logits, atol=logits_bound, rtol=0)

@@ -2,12 +2,11 @@
 
 import pytest
 import torch
-
 from einops import rearrange
 
 from mmmae.nn.attention import attention, packed_attention, resolve_backend, xformers_available
-from mmmae.nn.packing import Packing
 from mmmae.nn.blocks import Block
+from mmmae.nn.packing import Packing
 from tests.float32_bound import rounding_bound
 
 # attention's three successive sums: scores over the head width, softmax and the weighted sum over the keys

@@ -19,7 +19,8 @@ def modalities():
 def inputs(batch=2):
     g = torch.Generator().manual_seed(0)
     grids = {"video": (2, 2, 2), "audio": (3, 2)}
-    tokens = {m: Tokens(torch.zeros(batch, int(torch.tensor(grid).prod()), 16), None, grid) for m, grid in grids.items()}
+    tokens = {m: Tokens(torch.zeros(batch, int(torch.tensor(grid).prod()), 16), None, grid)
+              for m, grid in grids.items()}
     plans = {"video": MaskPlan(keep=torch.tensor([[0, 5]] * batch), predict=torch.tensor([[1, 2, 3, 4, 6, 7]] * batch)),
              "audio": MaskPlan(keep=torch.tensor([[1, 2, 4]] * batch), predict=torch.tensor([[0, 3, 5]] * batch))}
     encoded = {m: torch.randn(batch, p.keep.shape[1], 16, generator=g) for m, p in plans.items()}

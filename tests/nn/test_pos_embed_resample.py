@@ -5,8 +5,13 @@ import pytest
 import torch
 
 from mmmae.nn.decoder import MaskTokenDecoder
-from mmmae.nn.pos_embed import (LearnedPositions, SeparableLearnedPositions, position_table, resample_table,
-                                sincos_pos_embed)
+from mmmae.nn.pos_embed import (
+    LearnedPositions,
+    SeparableLearnedPositions,
+    position_table,
+    resample_table,
+    sincos_pos_embed,
+)
 from mmmae.tokenizers.audio import AudioTokenizer
 from mmmae.tokenizers.frames import FrameTokenizer
 from mmmae.tokenizers.video import TubeletTokenizer

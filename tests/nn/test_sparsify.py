@@ -73,7 +73,8 @@ def test_under_joint_fusion_the_context_modality_chooses_too():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(sparsify=TokenSparsification(after_layer=3)), r"after_layer = 3: tokens can be dropped after shared block 1..2"),
+    (dict(sparsify=TokenSparsification(after_layer=3)),
+     r"after_layer = 3: tokens can be dropped after shared block 1..2"),
     (dict(sparsify=TokenSparsification(after_layer=1, modalities=["audio"])), r"names \['audio'\]"),
 ])
 def test_bad_sparsification_names_the_binding(kwargs, message):

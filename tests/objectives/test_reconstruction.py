@@ -10,7 +10,8 @@ from mmmae.types import MaskPlan, Tokens
 
 def output(loss_weight=None, present=(True, True)) -> ModalityOutput:
     target = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
-    plan = MaskPlan(keep=torch.tensor([[0, 1], [0, 2]]), predict=torch.tensor([[2, 3], [1, 3]]), loss_weight=loss_weight)
+    plan = MaskPlan(keep=torch.tensor([[0, 1], [0, 2]]), predict=torch.tensor([[2, 3], [1, 3]]),
+                    loss_weight=loss_weight)
     prediction = torch.zeros(2, 2, 3)
     return ModalityOutput(Tokens(torch.zeros(2, 4, 1), target, (4,)), plan, torch.zeros(2, 2, 1), prediction,
                           torch.tensor(present))
@@ -50,5 +51,6 @@ def test_strict_names_the_missing_samples():
 def test_an_undecoded_modality_is_named():
     out = output()
     out.prediction = None
-    with pytest.raises(ValueError, match=r"video_reconstruction: modality 'video' is not decoded.*video/Modality.decoder"):
+    with pytest.raises(ValueError,
+                       match=r"video_reconstruction: modality 'video' is not decoded.*video/Modality.decoder"):
         Reconstruction("video")({"video": out}, {})

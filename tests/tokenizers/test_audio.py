@@ -149,7 +149,8 @@ def test_wrong_input_shapes_name_expected_and_got(shape, message):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"target_length": 1000}, "T=1000 is not a multiple of 16"), ({"num_mel_bins": 120}, "F=120 is not a multiple of 16")],
+    [({"target_length": 1000}, "T=1000 is not a multiple of 16"),
+     ({"num_mel_bins": 120}, "F=120 is not a multiple of 16")],
 )
 def test_lattice_that_does_not_divide_fails_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):

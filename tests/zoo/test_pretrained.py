@@ -7,8 +7,15 @@ import torch
 from safetensors.torch import load_file
 
 from mmmae.model import MaskedAutoencoder
-from mmmae.zoo.pretrained import (PRETRAINING_ONLY, build_model, encoder_state, from_pretrained, locate,
-                                   push_to_hub, save_pretrained)
+from mmmae.zoo.pretrained import (
+    PRETRAINING_ONLY,
+    build_model,
+    encoder_state,
+    from_pretrained,
+    locate,
+    push_to_hub,
+    save_pretrained,
+)
 from tests.conftest import MICRO_GIN
 
 MICRO_CONFIG = Path(MICRO_GIN).read_text()

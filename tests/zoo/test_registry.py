@@ -41,7 +41,8 @@ def test_a_tampered_source_is_refused_and_nothing_is_cached(zoo, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1
     weights.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=rf"model.safetensors: sha256 {sha256(weights)}, the registry .* expects {expected}"):
+    with pytest.raises(ValueError,
+                       match=rf"model.safetensors: sha256 {sha256(weights)}, the registry .* expects {expected}"):
         Registry.load().fetch("micro")
     assert not (tmp_path / "cache" / "zoo" / "micro").exists()
     assert [p.name for p in (tmp_path / "cache" / "zoo").iterdir()] == []

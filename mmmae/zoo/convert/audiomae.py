@@ -30,8 +30,8 @@ import torch
 from mmmae.tokenizers.audio import AUDIOMAE_AUDIOSET_NORM
 from mmmae.zoo.convert.checkpoint_io import check_keys
 from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
-from mmmae.zoo.convert.hf_vitmae import PARAMS, mae_targets
 from mmmae.zoo.convert.heads import MAE_DECODER_HEADS, VIT_HEADS, head_count
+from mmmae.zoo.convert.hf_vitmae import PARAMS, mae_targets
 from mmmae.zoo.convert.videomae import mlp_ratio
 from mmmae.zoo.convert.vit_keys import blocks_source_keys, convert_blocks, depth
 
@@ -144,7 +144,8 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
         "audio/RandomMasking.ratio": option(options, "mask_ratio", float, 0.8, LAYOUT),
         "audio/Modality.name": "audio", "audio/Modality.cls_token": True, "audio/Reconstruction.modality": "audio",
     }
-    lines = [f"# Converted by `mmmae convert --from audiomae` ({LAYOUT})."] + gin_lines(bindings) + single_modality_model("audio", "AudioTokenizer", "RandomMasking")
+    lines = ([f"# Converted by `mmmae convert --from audiomae` ({LAYOUT})."] + gin_lines(bindings)
+             + single_modality_model("audio", "AudioTokenizer", "RandomMasking"))
     metadata = {"source": LAYOUT, "encoder_only": not whole_decoder, "notes": notes, "dropped_keys": dropped,
                 "dropped_patterns": list(SWIN_PATTERNS) if swin_decoder({k: None for k in dropped}) else [],
                 "tokenizer": {"patch": patch, "grid": list(grid), "target_length": grid[0] * patch,

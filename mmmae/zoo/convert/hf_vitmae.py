@@ -192,7 +192,8 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
         f"{name}/Modality.name": name, f"{name}/Modality.cls_token": True,
         f"{name}/Reconstruction.modality": name,
     }
-    lines = [f"# Converted by `mmmae convert --from hf-vitmae` ({LAYOUT})."] + gin_lines(bindings) + single_modality_model(name, "FrameTokenizer", "RandomMasking")
+    lines = ([f"# Converted by `mmmae convert --from hf-vitmae` ({LAYOUT})."] + gin_lines(bindings)
+             + single_modality_model(name, "FrameTokenizer", "RandomMasking"))
     if not qkv_bias:
         notes.append("qkv_bias=False: the q, k, v biases are zeros (mmmae's attention always has them)")
     metadata = {"source": LAYOUT, "encoder_only": encoder_only, "notes": notes, "dropped_keys": [],

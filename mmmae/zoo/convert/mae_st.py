@@ -27,8 +27,8 @@ import torch
 
 from mmmae.zoo.convert.checkpoint_io import check_keys
 from mmmae.zoo.convert.converted import Converted, gin_lines, option, single_modality_model
-from mmmae.zoo.convert.hf_vitmae import PARAMS, mae_targets
 from mmmae.zoo.convert.heads import MAE_DECODER_HEADS, VIT_HEADS, head_count
+from mmmae.zoo.convert.hf_vitmae import PARAMS, mae_targets
 from mmmae.zoo.convert.videomae import mlp_ratio, pixel_stats
 from mmmae.zoo.convert.vit_keys import RENAMED, convert_blocks, depth
 
@@ -176,7 +176,8 @@ def convert(state: dict[str, torch.Tensor], options: dict) -> Converted:
         "video/RandomMasking.ratio": option(options, "mask_ratio", float, 0.9, LAYOUT),
         "video/Modality.name": "video", "video/Modality.cls_token": cls, "video/Reconstruction.modality": "video",
     }
-    lines = [f"# Converted by `mmmae convert --from mae-st` ({LAYOUT})."] + gin_lines(bindings) + single_modality_model("video", "TubeletTokenizer", "RandomMasking")
+    lines = ([f"# Converted by `mmmae convert --from mae-st` ({LAYOUT})."] + gin_lines(bindings)
+             + single_modality_model("video", "TubeletTokenizer", "RandomMasking"))
     if not qkv_bias:
         notes.append("no_qkv_bias: the q, k, v biases are zeros (mmmae's attention always has them)")
     metadata = {"source": LAYOUT, "encoder_only": encoder_only, "notes": notes, "dropped_keys": dropped,

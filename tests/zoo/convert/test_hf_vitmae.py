@@ -7,8 +7,8 @@ from transformers import ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
 from mmmae.masking.rng import MaskRNG
 from mmmae.tokenizers.patches import IMAGENET_MEAN, IMAGENET_STD
 from mmmae.types import MaskPlan
-from mmmae.zoo.convert.hf_vitmae import convert
 from mmmae.zoo.convert import convert_checkpoint
+from mmmae.zoo.convert.hf_vitmae import convert
 from mmmae.zoo.pretrained import build_model, from_pretrained
 from tests.float32_bound import mse_bound, rounding_bound, vit_stages
 

@@ -13,8 +13,8 @@ from safetensors.torch import save_file
 
 from mmmae.masking.rng import MaskRNG
 from mmmae.types import MaskPlan
-from mmmae.zoo.convert.mae_st import convert
 from mmmae.zoo.convert import convert_checkpoint
+from mmmae.zoo.convert.mae_st import convert
 from mmmae.zoo.pretrained import build_model, from_pretrained
 from tests.float32_bound import mse_bound, rounding_bound, vit_stages
 

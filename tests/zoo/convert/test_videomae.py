@@ -16,8 +16,7 @@ from mmmae.eval.classifier import Classifier
 from mmmae.zoo.convert import convert_checkpoint
 from mmmae.zoo.convert.videomae import convert
 from mmmae.zoo.pretrained import build_model, from_pretrained
-from tests.zoo.convert.test_hf_videomae import (SMALL, bound, check_parity, clips, max_error, mmmae_forward,
-                                                randomized)
+from tests.zoo.convert.test_hf_videomae import SMALL, bound, check_parity, clips, max_error, mmmae_forward, randomized
 
 OFFICIAL = {**SMALL, "layer_norm_eps": 1e-6}
 HEADS = {"heads": 4, "decoder_heads": 4}
