@@ -14,6 +14,7 @@ from pathlib import Path
 import gin
 import torch
 from accelerate.utils import set_seed
+from tqdm.auto import tqdm
 
 from mmmae.config import ConfigError, parse_config
 from mmmae.eval.attentive_probe import AttentiveProbe
@@ -52,7 +53,7 @@ def run_evaluations(model: torch.nn.Module, tasks: Sequence[Callable[[torch.nn.M
         fresh = fresh.to(next(model.parameters()).device)
     entries = []
     with shared_features():  # a probe and a kNN of the same model, data and modality extract once
-        for task in tasks:
+        for task in tqdm(tasks, desc="evaluations", unit="evaluation", leave=False):
             entry = {"kind": task.kind, "pretrained": task(model)}
             if fresh is not None:
                 entry["random_init"] = task(fresh)

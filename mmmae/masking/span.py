@@ -1,4 +1,4 @@
-"""Span masking for text: predict contiguous runs of valid tokens, padding only as a last resort."""
+"""Span masking for text: predict a share of each sample's valid tokens as contiguous runs."""
 
 import gin
 import torch
@@ -10,12 +10,15 @@ from mmmae.types import MaskPlan, Tokens
 
 @gin.configurable(module="mmmae")
 class SpanMasking:
-    """Predict Q = max(1, round(ratio * L)) tokens per sample, laid out as contiguous spans.
+    """Predict round(ratio * V) of a sample's V valid tokens, laid out as contiguous spans (at
+    least one predicted and one visible when V >= 2; none of V <= 1).
 
     The valid tokens (tokens.valid) of a sample, in order, are cut into segments whose lengths are
-    geometric with mean `mean_span`; segments are taken in random order until Q tokens are chosen
+    geometric with mean `mean_span`; segments are taken in random order until its share is chosen
     (the last one cut short), so predicted spans are runs of valid tokens (adjacent segments merge).
-    Padding is predicted only when a sample has fewer than Q valid tokens; it gets loss_weight 0.
+    Every sample's plan predicts Q = max(1, round(ratio * L)) of the L positions (one shape for
+    the batch, and for any shard of it): a shorter caption fills the rest with its padding, in
+    order, at loss_weight 0.
     """
 
     def __init__(self, ratio: float = 0.25, mean_span: float = 3.0):
@@ -43,7 +46,12 @@ class SpanMasking:
         segment = starts.long().cumsum(dim=1) - 1
         # Valid ranks score their segment's noise in [0, 1); padding ranks come after, in order.
         score = torch.where(ranks < num_valid, noise[:, 1].gather(1, segment), 2.0 + ranks)
-        chosen_ranks = torch.sort(score, dim=1, stable=True).indices[:, :num_predict]
+        preferred = torch.sort(score, dim=1, stable=True).indices  # ranks: spans of valid tokens, then padding
+        share = torch.round(self.ratio * num_valid).clamp(min=1).minimum(num_valid - 1).clamp(min=0)
+        # The sample's share of valid ranks first, then its padding, then its other valid ranks.
+        priority = torch.where(ranks < share, ranks, torch.where(ranks >= num_valid, share + ranks - num_valid,
+                                                                 length + ranks))
+        chosen_ranks = preferred.gather(1, torch.sort(priority, dim=1, stable=True).indices[:, :num_predict])
         predicted = torch.zeros(size, length, dtype=torch.bool, device=device)
         predicted.scatter_(1, order.gather(1, chosen_ranks), True)
         split = torch.sort(predicted.to(torch.uint8), dim=1, stable=True).indices

@@ -8,8 +8,9 @@ EVI-MAE). With `relative_motion`, every node adds the mean over its neighbours j
 MLP(x_i - x_j), x the windows resampled to a common length; `graph_layers` GIN-style layers
 then mix neighbours at each time step (mmmae.nn.graph). Tokens get a fixed sin-cos position
 over T' and a learned embedding per device name, so devices form a set: only the adjacency
-relates them, and reordering `sample_rates` permutes the device axis and nothing else (the
-per-device weights are drawn in name order, so the same seed initialises the same weights).
+relates them. The grid orders the devices by name, whatever the key order of `sample_rates`
+(config.gin writes dicts sorted): a model rebuilt from its config.gin has the same grid, the
+same initial weights for the same seed, and the same features.
 
 Targets: each standardised window resampled (linear) to `target_samples` per channel, zero-
 padded to the largest channel count, laid out (samples channels); with `norm_target`, MAE's
@@ -66,7 +67,7 @@ def normalize_tokens(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 class IMUGraphTokenizer(nn.Module):
     """{device: (B, T_d, C_d)} -> Tokens over grid (T', devices), index t * devices + d.
 
-    sample_rates: device name -> Hz; its key order is the device order of the grid.
+    sample_rates: device name -> Hz; the grid orders the devices by name.
     window: seconds per token; rate_d * window must be a whole number of samples.
     channels: per device count, one int for all or a dict by name (6 = 3-axis acc + gyro).
     adjacency: 'complete' or undirected [name_a, name_b] edges (a skeleton).
@@ -94,7 +95,7 @@ class IMUGraphTokenizer(nn.Module):
         std: Constant = 1.0,
     ):
         super().__init__()
-        self.devices = tuple(sample_rates)
+        self.devices = tuple(sorted(sample_rates))
         self.sample_rates, self.window = dict(sample_rates), window
         if not self.devices:
             raise ValueError("IMUGraphTokenizer.sample_rates: at least one device is needed")
@@ -122,9 +123,7 @@ class IMUGraphTokenizer(nn.Module):
             self.stft_fft, self.stft_hop = stft_fft, stft_hop
             self._check_stft()
             self.register_buffer("hann", torch.hann_window(stft_fft), persistent=False)
-        # Per-device weights drawn in name order, as ParameterDict orders device_embed: the initial
-        # weights do not depend on the key order of sample_rates (config.gin writes dicts sorted).
-        self.proj = nn.ModuleDict({n: nn.Linear(self._feature_size(n), dim) for n in sorted(self.devices)})
+        self.proj = nn.ModuleDict({n: nn.Linear(self._feature_size(n), dim) for n in self.devices})
         self.motion = DifferenceMessages(self.target_dim, dim) if relative_motion else None
         self.graph = nn.ModuleList(GraphLayer(dim) for _ in range(graph_layers))
         self.device_embed = nn.ParameterDict({n: nn.Parameter(torch.zeros(dim)) for n in self.devices})

@@ -129,6 +129,10 @@ def locate(name_or_dir: str | Path) -> PretrainedFiles:
     registry = Registry.load()
     if str(name_or_dir) in registry.models:
         return _from_directory(registry.fetch(str(name_or_dir)))
+    if path.parent.is_dir() and str(path.parent) != ".":  # a path into a local folder, not a Hub repo id
+        raise FileNotFoundError(f"{name_or_dir!r} is not a directory (its folder {str(path.parent)!r} exists, so it "
+                                "is not read as a Hub repo id); give a run directory, a pretrained directory or a "
+                                "model-zoo name")
     if re.fullmatch(r"[\w.-]+/[\w.-]+", str(name_or_dir)):
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
@@ -137,7 +141,8 @@ def locate(name_or_dir: str | Path) -> PretrainedFiles:
             return _from_directory(Path(snapshot_download(str(name_or_dir))))
         except (LocalEntryNotFoundError, RepositoryNotFoundError, OSError) as error:
             raise FileNotFoundError(f"{name_or_dir!r} is neither a directory, a model-zoo name "
-                                    f"({', '.join(registry.models)}) nor a Hub repo reachable here: {error}") from error
+                                    f"({', '.join(registry.models)}) nor a Hub repo reachable here: "
+                                    f"{' '.join(str(error).split())}") from error
     raise FileNotFoundError(f"{name_or_dir!r} is neither a directory nor a model-zoo name "
                             f"(known: {', '.join(registry.models)})")
 

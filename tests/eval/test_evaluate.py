@@ -159,15 +159,16 @@ def test_eval_files_keep_the_clips_of_a_runs_operative_config(tmp_path):
     assert (finetune.train_data.split, finetune.test_data.split) == ("train", "test")
 
 
-MODALITY_LABELS = {"video": "label", "audio": "direction", "imu": "speed_class"}
+PROBE_LABELS = {"video": "label", "audio": "direction", "imu": "speed_class"}
+KNN_LABELS = {"video": "label", "audio": "direction", "imu": "direction"}
 
 
 def test_the_modality_probes_file_builds_on_the_quickstart_a_probe_and_a_knn_per_modality():
     parse_config(["recipes/quickstart.gin", "eval/modality_probes.gin"])
     *probes_and_knn, retrieval = evaluations()
     assert [(type(t), t.modality, t.label) for t in probes_and_knn] == [
-        *((LinearProbe, m, label) for m, label in MODALITY_LABELS.items()),
-        *((KNN, m, label) for m, label in MODALITY_LABELS.items())]
+        *((LinearProbe, m, label) for m, label in PROBE_LABELS.items()),
+        *((KNN, m, label) for m, label in KNN_LABELS.items())]
     assert isinstance(retrieval, Retrieval)  # the recipe's own evaluations stay
     with gin.config_scope("train"):
         pretraining = MovingDigits()
@@ -189,8 +190,8 @@ def test_a_runs_operative_config_keeps_the_modality_probes_and_their_shared_clip
     parse_config([str(operative)])
     tasks = evaluations()
     probes, knns = tasks[:3], tasks[3:6]
-    expected = [*MODALITY_LABELS.items()]
-    assert [(t.modality, t.label) for t in probes] == [(t.modality, t.label) for t in knns] == expected
+    assert [(t.modality, t.label) for t in probes] == [*PROBE_LABELS.items()]
+    assert [(t.modality, t.label) for t in knns] == [*KNN_LABELS.items()]
     for probe, knn in zip(probes, knns):
         assert probe.train_data is knn.train_data and probe.test_data is knn.test_data
         assert probe.train_data.modalities == (probe.modality,) and (probe.train_data.frames, probe.test_data.frames) \
@@ -221,7 +222,8 @@ def test_probes_and_knn_of_the_modality_probes_file_encode_each_modality_once_pe
     # 12 and 8 samples are one batch each: per modality 2 splits x 2 models, for its probe and its kNN together
     assert sorted(encoded) == sorted(["video", "audio", "imu"] * 4)
     assert [(e["kind"], e["pretrained"]["modality"], e["random_init"]["label"]) for e in summary["evaluations"]] == [
-        (kind, m, label) for kind in ("linear_probe", "knn") for m, label in MODALITY_LABELS.items()]
+        (kind, m, label) for kind, labels in (("linear_probe", PROBE_LABELS), ("knn", KNN_LABELS))
+        for m, label in labels.items()]
 
 
 def test_the_retrieval_file_pairs_video_and_audio_of_the_multimodal_quickstart():

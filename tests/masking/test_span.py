@@ -33,17 +33,18 @@ def test_exact_counts_sorted_disjoint_complete():
         assert torch.equal(torch.cat([keep, predict]).sort().values, torch.arange(64))
 
 
-def test_padding_avoided_when_enough_valid_tokens():
-    plan = plan_for([64, 40, 20, 16])
-    assert (plan.predict < torch.tensor([64, 40, 20, 16])[:, None]).all()
-    assert torch.equal(plan.loss_weight, torch.ones(4, 16))
+def test_each_sample_predicts_the_ratio_of_its_own_valid_tokens():
+    lengths = torch.tensor([64, 40, 20, 16, 5, 2, 1, 0])
+    plan = plan_for(lengths.tolist())  # ratio 0.25 of 64 positions: 16 predicted per sample
+    is_valid = plan.predict < lengths[:, None]
+    assert torch.equal(is_valid.sum(1), torch.tensor([16, 10, 5, 4, 1, 1, 0, 0]))  # round(0.25 V), 1 <= . < V
+    assert torch.equal(plan.loss_weight, is_valid.float())  # the filling padding carries no loss
 
 
-def test_short_sample_predicts_all_valid_then_weightless_padding():
-    plan = plan_for([5, 64])
-    assert torch.equal(plan.predict[0, :5], torch.arange(5))
-    assert torch.equal(plan.loss_weight[0], (torch.arange(16) < 5).float())
-    assert (plan.loss_weight[1] == 1).all()
+def test_a_short_caption_is_not_hidden_whole():
+    plan = plan_for([22, 44], total=44, ratio=0.5)  # the quickstart: 22 of 44 positions predicted
+    assert int((plan.predict[0] < 22).sum()) == 11 and int((plan.keep[0] < 22).sum()) == 11
+    assert int(plan.loss_weight[1].sum()) == 22
 
 
 def test_spans_are_contiguous_with_the_requested_mean():

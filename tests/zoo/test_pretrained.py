@@ -133,6 +133,14 @@ def test_locate_names_what_it_looked_for(tmp_path):
         locate("no such model")
 
 
+def test_a_missing_run_in_an_existing_folder_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda *a, **k: pytest.fail("asked the Hub"))
+    with pytest.raises(FileNotFoundError, match=r"'runs/quickstart' is not a directory \(its folder 'runs' exists"):
+        locate("runs/quickstart")
+
+
 def test_a_hub_repo_id_loads_from_the_local_hub_cache_offline(micro_model, tmp_path, monkeypatch):
     cache = tmp_path / "hub"
     revision = "0" * 40
