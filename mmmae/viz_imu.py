@@ -22,7 +22,7 @@ from mmmae.viz_figure import (
 
 PANEL = (3.6, 1.7)  # inches per device panel
 SIX_AXES = ("acc x", "acc y", "acc z", "gyro x", "gyro y", "gyro z")  # the 6-channel layout (acceleration, gyro)
-CHANNEL_COLOURS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:cyan", "black")  # none orange or grey
+CHANNEL_COLOURS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "black")  # none orange or grey
 SPAN_STYLE = {MASKED: {"color": HIDDEN_COLOUR, "hatch": "//"}, PREDICTED: {"color": PREDICTED_COLOUR, "hatch": None}}
 SPAN_LABEL = {MASKED: "hidden, not predicted", PREDICTED: "hidden and predicted"}
 

@@ -66,9 +66,9 @@ def test_mask_figure_shades_one_span_per_run_of_hidden_windows():
     tokenizer = IMUGraphTokenizer(dim=8, sample_rates=RATES, window=0.5)  # grid (4, 2)
     plan = MaskPlan(keep=torch.tensor([[1, 4, 5, 6]]), predict=torch.tensor([[0, 2, 3, 7]]))
     fig = imu_mask_figure(tokenizer, signals(1), plan, "imu")
-    wrist, ankle = fig.axes
-    assert (wrist.get_title(), ankle.get_title()) == ("sample 0: wrist", "sample 0: ankle")
-    assert len(wrist.patches) == 1 and len(ankle.patches) == 2  # wrist: windows 0-1; ankle: windows 1 and 3
+    ankle, wrist = fig.axes  # the grid orders devices by name: token t * 2 + d, d 0 ankle, 1 wrist
+    assert (ankle.get_title(), wrist.get_title()) == ("sample 0: ankle", "sample 0: wrist")
+    assert len(ankle.patches) == 1 and len(wrist.patches) == 2  # ankle: windows 0-1; wrist: windows 1 and 3
     assert drawn_outside(fig) == []
 
 
@@ -76,7 +76,7 @@ def test_reconstruction_figure_draws_the_predicted_windows_dashed():
     tokenizer = IMUGraphTokenizer(dim=8, sample_rates=RATES, window=0.5)
     plan = MaskPlan(keep=torch.tensor([[1, 4, 5, 6]] * 2), predict=torch.tensor([[0, 2, 3, 7]] * 2))
     fig = imu_reconstruction_figure(tokenizer, signals(2), torch.zeros(2, 4, tokenizer.target_dim), plan, 1, "imu")
-    wrist, ankle = fig.axes
-    dashed = [[line for line in ax.lines if line.get_linestyle() == "--"] for ax in (wrist, ankle)]
+    ankle, wrist = fig.axes
+    dashed = [[line for line in ax.lines if line.get_linestyle() == "--"] for ax in (ankle, wrist)]
     assert [len(lines) for lines in dashed] == [2 * 6, 2 * 6]  # two predicted windows per device, 6 channels each
     assert drawn_outside(fig) == []
