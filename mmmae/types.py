@@ -1,4 +1,4 @@
-"""The two contracts between a tokenizer, a masker and a decoder (see DESIGN.md)."""
+"""The two contracts between a tokenizer, a masker and a decoder (see docs/design.md)."""
 
 from dataclasses import dataclass, field
 
