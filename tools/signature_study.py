@@ -25,7 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy.stats import binomtest  # noqa: E402
+
+from mmmae.eval.interval import wilson_interval as wilson  # noqa: E402  (the evaluations' own interval)
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,6 @@ def train(arm: Arm, seed: int, steps: int, probe: dict, run_dir: Path) -> None:
     tic = time.perf_counter()
     subprocess.run(line, check=True, stdout=subprocess.DEVNULL)
     (run_dir / "wall.json").write_text(json.dumps({"seconds": time.perf_counter() - tic}))
-
-
-def wilson(accuracy: float, n: int) -> tuple[float, float]:
-    """Wilson 95 % interval of an accuracy measured on n test samples."""
-    interval = binomtest(round(accuracy * n), n).proportion_ci(0.95, method="wilson")
-    return interval.low, interval.high
 
 
 def video_probe(summary: dict) -> dict:

@@ -136,6 +136,7 @@ def test_locate_names_what_it_looked_for(tmp_path):
 def test_a_missing_run_in_an_existing_folder_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
     (tmp_path / "runs").mkdir()
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # no network, even if the guard regressed
     monkeypatch.setattr("huggingface_hub.snapshot_download", lambda *a, **k: pytest.fail("asked the Hub"))
     with pytest.raises(FileNotFoundError, match=r"'runs/quickstart' is not a directory \(its folder 'runs' exists"):
         locate("runs/quickstart")
