@@ -19,6 +19,9 @@ from mmmae.viz_figure import MASKED, VISIBLE, new_figure, save_figure, token_sta
 from mmmae.viz_imu import imu_mask_figure
 from mmmae.viz_text import text_mask_figure
 
+# The mask figure of each tokenizer kind that has its own drawing: (tokenizer, data, plan, title) -> Figure.
+MASK_FIGURES = {AudioTokenizer: audio_mask_figure, IMUGraphTokenizer: imu_mask_figure, TextTokenizer: text_mask_figure}
+
 
 def token_grid_figure(states: torch.Tensor, grid: tuple[int, ...], title: str) -> Figure:
     """One panel per sample of states (B, N) laid out on the token grid, its last axis across."""
@@ -36,12 +39,9 @@ def token_grid_figure(states: torch.Tensor, grid: tuple[int, ...], title: str) -
 def mask_figure(tokenizer: torch.nn.Module, data, tokens: Tokens, plan: MaskPlan, title: str) -> Figure:
     """The figure for one modality's batch `data` by its tokenizer: spectrograms (audio), signal
     plots per device (IMU), captions (text), frames (a tokenizer with figure_image), else the token grid."""
-    if isinstance(tokenizer, AudioTokenizer):
-        return audio_mask_figure(tokenizer, data, plan, title)
-    if isinstance(tokenizer, IMUGraphTokenizer):
-        return imu_mask_figure(tokenizer, data, plan, title)
-    if isinstance(tokenizer, TextTokenizer):
-        return text_mask_figure(tokenizer, data, plan, title)
+    for kind, draw in MASK_FIGURES.items():
+        if isinstance(tokenizer, kind):
+            return draw(tokenizer, data, plan, title)
     drawable = getattr(tokenizer, "figure_image", None)
     if drawable is not None and drawable(data.cpu()) is not None:
         return clip_mask_figure(tokenizer, data, plan, title)

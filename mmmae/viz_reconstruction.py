@@ -13,6 +13,11 @@ from mmmae.viz_audio import audio_reconstruction_figure
 from mmmae.viz_imu import imu_reconstruction_figure
 from mmmae.viz_text import text_reconstruction_figure
 
+# The reconstruction figure of each tokenizer kind with its own drawing:
+# (tokenizer, data, prediction, plan, sample, title) -> Figure.
+RECONSTRUCTION_FIGURES = {AudioTokenizer: audio_reconstruction_figure, IMUGraphTokenizer: imu_reconstruction_figure,
+                          TextTokenizer: text_reconstruction_figure}
+
 
 def reconstruction_figure(tokenizer: torch.nn.Module, data, output: ModalityOutput, sample: int,
                           title: str) -> Figure | None:
@@ -20,12 +25,9 @@ def reconstruction_figure(tokenizer: torch.nn.Module, data, output: ModalityOutp
     (output.prediction); None when the modality has no prediction or no drawing."""
     if output.prediction is None:
         return None
-    if isinstance(tokenizer, AudioTokenizer):
-        return audio_reconstruction_figure(tokenizer, data, output.prediction, output.plan, sample, title)
-    if isinstance(tokenizer, IMUGraphTokenizer):
-        return imu_reconstruction_figure(tokenizer, data, output.prediction, output.plan, sample, title)
-    if isinstance(tokenizer, TextTokenizer):
-        return text_reconstruction_figure(tokenizer, data, output.prediction, output.plan, sample, title)
+    for kind, draw in RECONSTRUCTION_FIGURES.items():
+        if isinstance(tokenizer, kind):
+            return draw(tokenizer, data, output.prediction, output.plan, sample, title)
     drawable = getattr(tokenizer, "figure_image", None)
     if drawable is not None and drawable(data[sample:sample + 1].cpu()) is not None:
         return clip_reconstruction_figure(tokenizer, data, output.prediction, output.plan, sample, title)
