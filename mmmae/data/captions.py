@@ -22,12 +22,21 @@ DIRECTION_PHRASES = (
 )
 
 
+def speed_class(speed: float, min_speed: float, max_speed: float, classes: int) -> int:
+    """The class 0..classes-1 of a mean speed: equal-width bins of [min_speed, max_speed], class c
+    holding min_speed + c w <= speed < min_speed + (c + 1) w, w = (max_speed - min_speed) / classes.
+    Speeds outside the range take the nearest end class (`sample_event` lowers a speed below
+    min_speed where the path cannot otherwise fit); a zero-width range is all class 0."""
+    if max_speed <= min_speed:
+        return 0
+    return min(max(int(classes * (speed - min_speed) / (max_speed - min_speed)), 0), classes - 1)
+
+
 def speed_word(speed: float, min_speed: float, max_speed: float) -> str:
     """'slowly', 'steadily' or 'quickly' by thirds of [min_speed, max_speed] (clamped; 'steadily' if equal)."""
     if max_speed <= min_speed:
         return SPEED_WORDS[1]
-    third = int(3 * (speed - min_speed) / (max_speed - min_speed))
-    return SPEED_WORDS[min(max(third, 0), 2)]
+    return SPEED_WORDS[speed_class(speed, min_speed, max_speed, len(SPEED_WORDS))]
 
 
 def caption(event: DigitEvent, *, min_speed: float, max_speed: float) -> str:

@@ -30,7 +30,7 @@ import gin
 import numpy as np
 import torch
 
-from mmmae.data.captions import caption
+from mmmae.data.captions import caption, speed_class
 from mmmae.data.render_audio import render_audio
 from mmmae.data.render_imu import DEFAULT_IMU_RATES, imu_lengths, render_imu
 from mmmae.tokenizers.text import encode_captions, load_text_tokenizer
@@ -180,16 +180,6 @@ def surge_profile(t: np.ndarray, surge: float, period: float) -> tuple[np.ndarra
 def sway_frequency(label: int) -> float:
     """Sway frequency in Hz of digit class ``label``: 0.5 + 0.15 * label."""
     return SWAY_BASE_HZ + SWAY_STEP_HZ * label
-
-
-def speed_class(speed: float, min_speed: float, max_speed: float, classes: int) -> int:
-    """The class 0..classes-1 of a mean speed: equal-width bins of [min_speed, max_speed], class c
-    holding min_speed + c w <= speed < min_speed + (c + 1) w, w = (max_speed - min_speed) / classes.
-    Speeds outside the range take the nearest end class (:func:`sample_event` lowers a speed
-    below min_speed where the path cannot otherwise fit); a zero-width range is all class 0."""
-    if max_speed <= min_speed:
-        return 0
-    return min(max(int(classes * (speed - min_speed) / (max_speed - min_speed)), 0), classes - 1)
 
 
 def sample_event(
