@@ -5,8 +5,9 @@ import contextlib
 import re
 from collections.abc import Iterator
 
-from mmmae.config import ConfigError, binding_error
+from mmmae.config import ConfigError, binding_error, with_bindings
 from mmmae.gin_scan import split_gin_calls
+from mmmae.types import BindingProblem
 
 
 def build_error(error: Exception) -> ConfigError:
@@ -36,5 +37,7 @@ def build_errors() -> Iterator[None]:
         yield
     except ConfigError:
         raise
+    except BindingProblem as error:
+        raise with_bindings(error) from None
     except (TypeError, ValueError, KeyError) as error:
         raise build_error(error) from None

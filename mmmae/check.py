@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, default_collate
 
-from mmmae.config import ConfigError
-from mmmae.data.validate import drop_non_finite
+from mmmae.config import ConfigError, with_bindings
+from mmmae.data.nan_filter import drop_non_finite
 from mmmae.masking.rng import MaskRNG
+from mmmae.types import BindingProblem
 
 CHECK_BATCH = 2  # samples in the step `mmmae train` runs before it starts (`mmmae check` takes pretrain.batch_size)
 
@@ -107,7 +108,8 @@ def dry_step(model: torch.nn.Module, dataset: Dataset, batch_size: int, device: 
         except ConfigError:
             raise
         except Exception as error:  # noqa: BLE001 - a mismatch between recipe parts, reported in one line
-            raise ConfigError(f"one training step on the first batch failed: {_reason(error)}") from None
+            reason = with_bindings(error) if isinstance(error, BindingProblem) else _reason(error)
+            raise ConfigError(f"one training step on the first batch failed: {reason}") from None
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - tic
@@ -173,11 +175,10 @@ def _reference(binding: str):
 
 def check_recipe(device: str | None = None) -> CheckReport:
     """Check the parsed recipe as `pretrain` does before it creates a run directory (its settings,
-    building pretrain.model and pretrain.dataset, every modality's masker), then run one step on a
+    building pretrain.model and pretrain.dataset), then run one step on a
     batch of pretrain.batch_size (on CUDA when there is one); writes nothing."""
     from mmmae.build_errors import build_errors
     from mmmae.eval.evaluate import initial_model
-    from mmmae.train import check_maskers
     from mmmae.train_settings import check_settings
 
     settings = _settings()
@@ -185,7 +186,6 @@ def check_recipe(device: str | None = None) -> CheckReport:
     make_model, make_dataset = _reference("pretrain.model"), _reference("pretrain.dataset")
     with build_errors():  # the run's initial model (`initial_model`: every RNG seeded), as `pretrain` builds it
         model, dataset = initial_model(make_model, settings["seed"]), make_dataset()
-    check_maskers(model)
     batch_size = settings["batch_size"]
     if not isinstance(dataset, IterableDataset) and len(dataset) < batch_size:
         raise ConfigError(f"pretrain.dataset has {len(dataset)} samples, not one full batch of pretrain.batch_size = "

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from mmmae.bench import STEP_DTYPES, STEP_VARIANTS
 from mmmae.checkpoint import CheckpointWriteError
-from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config
+from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config, with_bindings
 from mmmae.eval.report import EVALUATION_LINES, comparison_lines, extract_lines, flat_metrics
 from mmmae.gin_scan import without_gin_calls
 from mmmae.stop_signals import StopRequested, Terminated, raise_on_sigterm
+from mmmae.types import BindingProblem
 
 
 def positive_int(text: str) -> int:
@@ -303,7 +304,7 @@ def run_viz_mask(args: argparse.Namespace) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Check SOURCE, or the datasets of the recipe --gin_file/--gin_param configure; 1 if any row is bad."""
-    from mmmae.data.media_check import check_datasets, format_report, recipe_datasets, source_datasets
+    from mmmae.data.media.validation_report import check_datasets, format_report, recipe_datasets, source_datasets
 
     if (args.source is None) == (not args.gin_file):
         raise ConfigError("give either SOURCE (a folder or manifest) or --gin_file (a recipe), not both or neither")
@@ -320,8 +321,8 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_shard(args: argparse.Namespace) -> None:
-    from mmmae.data.media_check import load_source
-    from mmmae.data.shards import write_shards
+    from mmmae.data.media.shards import write_shards
+    from mmmae.data.media.validation_report import load_source
 
     rows = load_source(args.source, args.audio_in_video)
     shards = write_shards(rows, args.output_dir, args.per_shard)
@@ -364,6 +365,8 @@ def run_weight_command(args: argparse.Namespace) -> None:
     """A command on weights; a bad file, name, key or binding exits with its message, not a traceback."""
     try:
         code = WEIGHT_COMMANDS[args.command](args)
+    except BindingProblem as error:  # a binding the model cannot use: where the config set it
+        sys.exit(f"mmmae {args.command}: {with_bindings(error)}")
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as error:
         sys.exit(f"mmmae {args.command}: {error.args[0] if error.args else error}")
     if code:
@@ -381,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "shard":
             return run_shard(args)
         if args.command == "demo-media":
-            from mmmae.data.synthetic_media import write_demo_media
+            from mmmae.data.media.synthetic import write_demo_media
 
             return print(write_demo_media(args.output_dir, args.train_clips, args.test_clips))
         if args.command == "check":

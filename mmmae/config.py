@@ -17,7 +17,8 @@ from pathlib import Path
 
 import gin
 
-from mmmae.gin_scan import CLOSING, scopes_in_text, unclosed_bracket, unused_scopes
+from mmmae.gin_scan import CLOSING, scopes_in_text, unclosed_bracket, unused_scopes, without_gin_calls
+from mmmae.types import BindingProblem
 
 GIN_DIR = Path(__file__).parent / "gin"
 OPERATIVE_CONFIG = "config.gin"
@@ -109,14 +110,31 @@ def _binding_lines(pattern: str) -> list[tuple[str, str]]:
 
 def binding_location(pattern: str) -> str | None:
     """Where the last parse_config bound what the regex `pattern` matches at the start of a line:
-    'file "F", line N: text' or '--gin_param N: text' for the binding that wins (the last), or None."""
+    'file "F", line N: text' or '--gin_param N: text' for the binding that wins (the last), or None.
+    A binding to a macro (`= %VIDEO_PATCH`) is followed by where the macro got its value."""
     found = _binding_lines(pattern)
-    return f"{found[-1][0]}: {found[-1][1]}" if found else None
+    if not found:
+        return None
+    where, text = found[-1]
+    macro = re.fullmatch(r"[^=]+=\s*%(\w+)", text)
+    value = binding_location(rf"{macro.group(1)}\s*=") if macro else None
+    return f"{where}: {text}" + (f", where {value}" if value else "")
 
 
 def located(where: str, text: str) -> str:
     """A location as the typo errors print it: 'In file "F", line N' over the line, or 'In --gin_param N: text'."""
     return f"  In {where}: {text}" if where.startswith("--gin_param") else f"  In {where}\n    {text}"
+
+
+def with_bindings(problem: BindingProblem) -> ConfigError:
+    """The problem, each of its bindings followed by where the last parse_config bound it:
+    "... (masker chosen in file "F", line N: video/Modality.masker = ...)"; unbound ones are left out."""
+    places = []
+    for label, binding in problem.bindings:
+        scope, _, name = binding.rpartition("/")
+        if where := binding_location((rf"({re.escape(scope)}/)?" if scope else "") + rf"{re.escape(name)}\s*="):
+            places.append(f" ({label} {where})")
+    return ConfigError(f"{without_gin_calls(problem).rstrip()}{''.join(places)}")
 
 
 def binding_error(problem: str, pattern: str) -> ConfigError:

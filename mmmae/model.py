@@ -1,22 +1,34 @@
 """The composed masked model: modalities -> shared encoder -> decoders -> objectives."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import gin
 import torch
 from torch import nn
 
-from mmmae.config import binding_location
+from mmmae.masking.none import NoMasking
 from mmmae.masking.rng import MaskRNG
 from mmmae.nn.blocks import init_weights
-from mmmae.types import MaskPlan, Tokens, gather_tokens, presence
+from mmmae.objectives.objective_list import ObjectiveList
+from mmmae.types import (
+    BindingProblem,
+    Masker,
+    MaskPlan,
+    ModalityOutput,
+    ModelOutput,
+    Objective,
+    Tokenizer,
+    Tokens,
+    gather_tokens,
+    presence,
+)
 
 
 @gin.configurable(module="mmmae")
 class Modality(nn.Module):
     """One input stream: the batch key `name`, its tokenizer, its masker and its decoder.
 
+    masker: None hides nothing (NoMasking): the modality is only encoded, and builds no decoder.
     `decoder` is a factory (gin: `@video/MaskTokenDecoder`, no parentheses) called with the
     tokenizer's width and target size, or None when the modality is only encoded or a
     model-level decoder (`MaskedAutoencoder.decoder`) decodes it. A learned modality
@@ -26,13 +38,14 @@ class Modality(nn.Module):
     ModalityOutput.cls, and the decoder's `cls` argument (MaskTokenDecoder.cls_token).
     """
 
-    def __init__(self, name: str, tokenizer: nn.Module, masker: Callable, decoder: Callable | None = None,
+    def __init__(self, name: str, tokenizer: Tokenizer, masker: Masker | None = None, decoder: Callable | None = None,
                  cls_token: bool = False):
         super().__init__()
         self.name = name
         self.tokenizer = tokenizer
-        self.masker = masker
-        self.decoder = decoder(in_dim=tokenizer.dim, out_dim=tokenizer.target_dim) if decoder else None
+        self.masker = NoMasking() if masker is None else masker
+        hides_tokens = not isinstance(self.masker, NoMasking)
+        self.decoder = decoder(in_dim=tokenizer.dim, out_dim=tokenizer.target_dim) if decoder and hides_tokens else None
         self.embedding = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, tokenizer.dim), std=0.02))
         if cls_token:
             self.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, tokenizer.dim), std=0.02))
@@ -50,47 +63,26 @@ class Modality(nn.Module):
         return torch.cat([cls, tokens], dim=1), valid
 
     def mask(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan:
-        """The masker's plan; a masker that cannot use the batch (a missing side channel, a
-        ratio that leaves nothing visible) names the modality and the gin line that chose it."""
+        """The masker's plan; a masker that cannot use the batch (a missing side channel, a ratio
+        that leaves nothing visible) raises a BindingProblem naming the modality and its masker binding."""
         try:
             return self.masker(tokens, batch, rng)
         except (KeyError, ValueError) as error:
             message = error.args[0] if error.args else repr(error)
-            where = binding_location(rf"({self.name}/)?Modality\.masker\s*=")
-            chosen = f" (masker chosen in {where})" if where else ""
-            raise ValueError(f"modality {self.name!r}: {message}{chosen}") from error
+            raise BindingProblem(f"modality {self.name!r}: {message}",
+                                 [("masker chosen in", f"{self.name}/Modality.masker")]) from error
 
     def tokenize(self, inputs) -> Tokens:
-        """Tokens of this modality's batch entry; a bad input names the modality (and the gin line
-        that set the tokenizer's patch, when the patch does not fit)."""
+        """Tokens of this modality's batch entry; a bad input raises a BindingProblem naming the
+        modality (and the tokenizer's patch binding, when the patch does not fit)."""
         try:
             tokens = self.tokenizer(inputs)
         except ValueError as error:
-            patch = binding_location(rf"({self.name}/)?{type(self.tokenizer).__name__}\.patch\s*=")
-            where = f" (patch set in {patch})" if patch and "patch" in str(error) else ""
-            raise ValueError(f"modality {self.name!r}: {error}{where}") from error
+            patch = f"{self.name}/{type(self.tokenizer).__name__}.patch"
+            raise BindingProblem(f"modality {self.name!r}: {error}",
+                                 [("patch set in", patch)] if "patch" in str(error) else []) from error
         tokens.embed = tokens.embed + self.embedding.to(tokens.embed.dtype)
         return tokens
-
-
-@dataclass
-class ModalityOutput:
-    tokens: Tokens
-    plan: MaskPlan
-    encoded: torch.Tensor  # (B, K, D) at plan.keep
-    prediction: torch.Tensor | None  # (B, Q, P) at plan.predict
-    present: torch.Tensor  # (B,) bool
-    mask: torch.Tensor | None = None  # (B, K) bool: encoded tokens that took part (not padding, absent or dropped)
-    cls: torch.Tensor | None = None  # (B, D) the encoded class token (Modality.cls_token), else None
-    full: torch.Tensor | None = None  # (B, N, D) every token encoded alone (an objective's full_view_modalities)
-    full_mask: torch.Tensor | None = None  # (B, N) bool: the full view's tokens that took part
-
-
-@dataclass
-class ModelOutput:
-    loss: torch.Tensor
-    logs: dict[str, torch.Tensor]
-    outputs: dict[str, ModalityOutput]
 
 
 @gin.configurable(module="mmmae")
@@ -99,20 +91,26 @@ class MaskedAutoencoder(nn.Module):
 
     encoder: factory called with the modality names (gin `@Encoder`). decoder: None (each
     Modality's own decoder) or a factory called with the modalities (`@SharedDecoder`,
-    `@JointDecoder`) that decodes all of them. A modality in some objective's
-    `full_view_modalities` is also encoded unmasked and alone, in a second encoder pass
-    (ModalityOutput.full): e.g. `Contrastive.view = 'full'`.
+    `@JointDecoder`) that decodes all of them; then no modality may have its own. A modality in
+    some objective's `full_view_modalities` is also encoded unmasked and alone, in a second
+    encoder pass (ModalityOutput.full): e.g. `Contrastive.view = 'full'`.
     """
 
     def __init__(self, modalities: Sequence[Modality] = gin.REQUIRED, encoder: Callable = gin.REQUIRED,
-                 objectives: Sequence[Callable] = gin.REQUIRED, decoder: Callable | None = None):
+                 objectives: Sequence[Objective] = gin.REQUIRED, decoder: Callable | None = None):
         super().__init__()
         self.modalities = nn.ModuleDict({m.name: m for m in modalities})
+        own = [m for m, modality in self.modalities.items() if modality.decoder is not None]
+        if decoder and own:
+            raise BindingProblem(
+                f"MaskedAutoencoder.decoder decodes every modality, but {own} also have their own decoder, which "
+                f"would be built and never trained: bind {' and '.join(f'{m}/Modality.decoder = None' for m in own)}",
+                [("model decoder set in", "MaskedAutoencoder.decoder"),
+                 *((f"{m}'s decoder set in", f"{m}/Modality.decoder") for m in own)])
         self.encoder = encoder(modalities=list(self.modalities))
         self.decoder = decoder(modalities=dict(self.modalities)) if decoder else None
-        self.objectives = nn.ModuleList([o for o in objectives if isinstance(o, nn.Module)])
-        self.losses = list(objectives)
-        self.full_views = sorted({m for o in self.losses for m in getattr(o, "full_view_modalities", ())})
+        self.objectives = ObjectiveList(objectives)
+        self.full_views = sorted({m for objective in self.objectives for m in objective.full_view_modalities})
         unknown = [m for m in self.full_views if m not in self.modalities]
         if unknown:
             raise ValueError(f"MaskedAutoencoder.objectives ask for full views of {unknown}, which are not among "
@@ -120,36 +118,60 @@ class MaskedAutoencoder(nn.Module):
         self.apply(init_weights)
 
     def forward(self, batch: dict, rng: MaskRNG) -> ModelOutput:
+        tokens, plans = self.tokenize_and_mask(batch, rng)
+        outputs = self.encode_visible(tokens, plans, batch)
+        self.decode(outputs)
+        self.encode_full_views(outputs, batch)
+        return self.sum_objectives(outputs, batch)
+
+    def tokenize_and_mask(self, batch: dict, rng: MaskRNG) -> tuple[dict[str, Tokens], dict[str, MaskPlan]]:
+        """Every modality's tokens (B, N, D), then every modality's plan (keep (B, K), predict (B, Q))."""
         tokens = {m: modality.tokenize(batch[m]) for m, modality in self.modalities.items()}
         plans = {m: modality.mask(tokens[m], batch, rng) for m, modality in self.modalities.items()}
-        present = {m: presence(batch, m, tokens[m].embed) for m in tokens}
-        given = {m: present[m] if f"{m}_present" in batch else None for m in tokens}  # None: all have m
+        return tokens, plans
+
+    def encode_visible(self, tokens: dict[str, Tokens], plans: dict[str, MaskPlan], batch: dict
+                       ) -> dict[str, ModalityOutput]:
+        """The kept tokens of all modalities through the encoder together: outputs, not yet decoded."""
+        present = {m: presence(batch, m, t.embed) for m, t in tokens.items()}
         valid = {m: None if t.valid is None else torch.gather(t.valid, 1, plans[m].keep) for m, t in tokens.items()}
         encoded, taking_part, cls = self.run_encoder(
-            {m: gather_tokens(tokens[m].embed, plans[m].keep) for m in tokens}, given, valid)
+            {m: gather_tokens(t.embed, plans[m].keep) for m, t in tokens.items()}, given(batch, present), valid)
+        return {m: ModalityOutput(tokens[m], plans[m], encoded[m], None, present[m], taking_part[m], cls.get(m))
+                for m in tokens}
+
+    def decode(self, outputs: dict[str, ModalityOutput]) -> None:
+        """Each decoded modality's prediction (B, Q, P) at plan.predict, by the model-level decoder
+        or the modality's own."""
         if self.decoder is not None:
+            encoded, tokens = {m: o.encoded for m, o in outputs.items()}, {m: o.tokens for m, o in outputs.items()}
+            plans, present = {m: o.plan for m, o in outputs.items()}, {m: o.present for m, o in outputs.items()}
             predictions = self.decoder(encoded, tokens, plans, present)
         else:
-            predictions = {m: modality.decoder(encoded[m], tokens[m].grid, plans[m],
-                                               **({"cls": cls[m]} if m in cls else {}))
+            predictions = {m: modality.decoder(outputs[m].encoded, outputs[m].tokens.grid, outputs[m].plan,
+                                               **({"cls": outputs[m].cls} if outputs[m].cls is not None else {}))
                            for m, modality in self.modalities.items() if modality.decoder is not None}
-        outputs = {m: ModalityOutput(tokens[m], plans[m], encoded[m], predictions.get(m), present[m], taking_part[m],
-                                     cls.get(m))
-                   for m in tokens}
-        for m in self.full_views:  # each alone: a joint pass would let one modality see the other
-            full, full_mask, _ = self.run_encoder({m: tokens[m].embed}, {m: given[m]}, {m: tokens[m].valid},
-                                                  drop_tokens=False)
+        for m, prediction in predictions.items():
+            outputs[m].prediction = prediction
+
+    def encode_full_views(self, outputs: dict[str, ModalityOutput], batch: dict) -> None:
+        """ModalityOutput.full (B, N, D) and full_mask of the modalities the objectives need whole:
+        each alone, as a joint pass would let one modality see the other."""
+        for m in self.full_views:
+            tokens = outputs[m].tokens
+            full, full_mask, _ = self.run_encoder({m: tokens.embed}, given(batch, {m: outputs[m].present}),
+                                                  {m: tokens.valid}, drop_tokens=False)
             outputs[m].full, outputs[m].full_mask = full[m], full_mask[m]
+
+    def sum_objectives(self, outputs: dict[str, ModalityOutput], batch: dict) -> ModelOutput:
+        """The weighted sum of the objectives, with every objective's logs and the total as 'loss'."""
         loss, logs = 0.0, {}
-        for objective in self.losses:
+        for objective in self.objectives:
             value, objective_logs = objective(outputs, batch)
             loss = loss + objective.weight * value
             logs.update(objective_logs)
         logs["loss"] = loss
-        # Every log a view of one new buffer: inductor folds `0 + 1 * value` and `detach` away, and a
-        # loss returned beside a detached alias of itself lost its gradient (pytorch/pytorch#194760).
-        logs = dict(zip(logs, torch.stack([value.detach().float() for value in logs.values()]).unbind()))
-        return ModelOutput(loss, logs, outputs)
+        return ModelOutput(loss, detached(logs), outputs)
 
     def run_encoder(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
                     valid: dict[str, torch.Tensor | None], drop_tokens: bool = True
@@ -178,3 +200,16 @@ class MaskedAutoencoder(nn.Module):
         """Encoder features of one modality, mean-pooled over its non-padding tokens (and through
         the encoder's pool_norm when it has one): (B, D)."""
         return self.encoder.pool(*self.encode(batch, modality))
+
+
+def given(batch: dict, present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
+    """The encoder's presence argument: present (B,) where the batch says which samples have the
+    modality (batch[f"{m}_present"]), None where all have it."""
+    return {m: p if f"{m}_present" in batch else None for m, p in present.items()}
+
+
+def detached(logs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The logs, detached, in float32: every one a view of one new buffer. Inductor folds
+    `0 + 1 * value` and `detach` away, and a loss returned beside a detached alias of itself lost
+    its gradient (pytorch/pytorch#194760)."""
+    return dict(zip(logs, torch.stack([value.detach().float() for value in logs.values()]).unbind()))

@@ -20,13 +20,15 @@ from mmmae.build_errors import build_errors
 from mmmae.check import CHECK_BATCH, dry_step
 from mmmae.checkpoint import MODEL_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
 from mmmae.config import OPERATIVE_CONFIG, binding_error, config_difference
-from mmmae.data.validate import drop_non_finite
+from mmmae.data.nan_filter import drop_non_finite
 from mmmae.eval.evaluate import evaluations, initial_model, run_evaluations
+from mmmae.eval.label_check import check_labels
 from mmmae.masking.rng import MaskRNG
-from mmmae.model import MaskedAutoencoder, ModelOutput
+from mmmae.model import MaskedAutoencoder
 from mmmae.optim import build_optimizer, scaled_lr
 from mmmae.stop_signals import SignalWatch, StopRequested, WorkerSignals
-from mmmae.train_settings import check_settings
+from mmmae.train_settings import LoopSettings, check_settings
+from mmmae.types import ModelOutput
 from mmmae.viz_figure import save_figure
 from mmmae.viz_reconstruction import reconstruction_figure
 
@@ -48,15 +50,6 @@ def refuse_existing_run(run_dir: Path, resume: bool) -> None:
     if checkpoint is not None and not resume:
         raise RunDirError(f"{run_dir} already holds a run (latest checkpoint {checkpoint.name}); "
                           "pass --resume to continue it or choose another --output_dir")
-
-
-def check_maskers(model: MaskedAutoencoder) -> None:
-    """ConfigError naming `<name>/Modality.masker` for a modality that has none (bound to None)."""
-    for name, modality in model.modalities.items():
-        if modality.masker is None:
-            raise binding_error(f"modality {name!r} has no masker: bind {name}/Modality.masker (e.g. "
-                                f"@{name}/RandomMasking(), or @NoMasking() to hide nothing)",
-                                rf"({name}/)?Modality\.masker\s*=")
 
 
 def prepare_run_dir(run_dir: Path, resume: bool, config: str) -> Path | None:
@@ -187,11 +180,11 @@ def pretrain(
         net = initial_model(model, seed)  # seeds every RNG, then builds: what `mmmae eval --random_init` rebuilds
         data = dataset()
         tasks = evaluations()  # built before the operative config is written, so their bindings are in it
-    check_maskers(net)
     # The random-init evaluations run on a copy of the initial model: a rebuilt one would share gin singletons.
     initial = copy.deepcopy(net) if tasks else None
     # `mmmae check`'s step, on a small batch: a recipe that cannot train fails here, before the run directory exists.
     dry_step(net, data, min(batch_size, CHECK_BATCH), accelerator.device)
+    check_labels(tasks)
     if len(data) < batch_size * accelerator.num_processes:
         raise binding_error(f"pretrain.batch_size = {batch_size}: the dataset's {len(data)} samples give no full "
                             f"batch on each of {accelerator.num_processes} processes; lower it or add samples",
@@ -222,8 +215,9 @@ def pretrain(
     accelerator.init_trackers("tensorboard")
 
     with SignalWatch() as stop:
-        train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad, log_every,
-                   save_every, keep_checkpoints, viz_every, global_batch, stop)
+        settings = LoopSettings(steps, seed, clip_grad, log_every, save_every, keep_checkpoints, viz_every,
+                                global_batch)
+        train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, settings, stop)
     summary = {"run_dir": str(run_dir), "steps": steps, "global_batch": global_batch, "lr": lr}
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(net, keep_torch_compile=False)
@@ -236,17 +230,18 @@ def pretrain(
     return summary
 
 
-def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, steps, seed, clip_grad, log_every,
-               save_every, keep_checkpoints, viz_every, global_batch, stop: SignalWatch) -> None:
-    """Optimizer steps from `step` to `steps`, checkpointing every save_every and at the end;
+def train_loop(accelerator: Accelerator, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               schedule: torch.optim.lr_scheduler.LRScheduler, loader: DataLoader, run_dir: Path, step: int,
+               settings: LoopSettings, stop: SignalWatch) -> None:
+    """Optimizer steps from `step` to settings.steps, checkpointing every settings.save_every and at the end;
     resumes mid-epoch exactly (seeded data order, skipped batches, per-step mask seeds). After a
     step during which `stop` saw SIGTERM/SIGINT: a checkpoint, then StopRequested."""
     accum = accelerator.gradient_accumulation_steps
     modalities = list(accelerator.unwrap_model(net).modalities)
     micro = step * accum
-    progress = tqdm(total=steps, initial=step, desc="pretrain", disable=not accelerator.is_local_main_process)
+    progress = tqdm(total=settings.steps, initial=step, desc="pretrain", disable=not accelerator.is_local_main_process)
     window, tic = [], time.perf_counter()
-    while step < steps:
+    while step < settings.steps:
         epoch, skip = divmod(micro, len(loader))
         loader.set_epoch(epoch)
         if hasattr(loader.dataset, "set_epoch"):  # per-sample seeds; accelerate skips it over processes
@@ -255,7 +250,7 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
         unreadable = torch.zeros((), device=accelerator.device)  # samples a media dataset skipped this epoch
         for batch in batches:
             with accelerator.accumulate(net):
-                rng = MaskRNG.seeded(mask_seed(seed, micro), accelerator.device, accelerator.process_index,
+                rng = MaskRNG.seeded(mask_seed(settings.seed, micro), accelerator.device, accelerator.process_index,
                                      accelerator.num_processes, step=step)
                 batch, dropped = drop_non_finite(batch, modalities)
                 bad = batch.pop("bad_samples", torch.zeros(1, device=accelerator.device)).sum().float()
@@ -264,8 +259,8 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
                 out.logs["non_finite_dropped"] = torch.tensor(float(dropped), device=out.loss.device)
                 out.logs["bad_samples"] = bad
                 accelerator.backward(out.loss)
-                if accelerator.sync_gradients and clip_grad:
-                    accelerator.clip_grad_norm_(net.parameters(), clip_grad)
+                if accelerator.sync_gradients and settings.clip_grad:
+                    accelerator.clip_grad_norm_(net.parameters(), settings.clip_grad)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             micro += 1
@@ -275,22 +270,22 @@ def train_loop(accelerator, net, optimizer, schedule, loader, run_dir, step, ste
             schedule.step()
             step += 1
             progress.update(1)
-            if step % log_every == 0 or step in (1, steps):
+            if step % settings.log_every == 0 or step in (1, settings.steps):
                 elapsed, tic = time.perf_counter() - tic, time.perf_counter()
-                clips = global_batch * len(window) / accum
+                clips = settings.global_batch * len(window) / accum
                 record = log_metrics(accelerator, run_dir, step, window,
                                      {"lr": schedule.get_last_lr()[0], "clips_per_s": clips / elapsed})
                 progress.set_postfix(loss=f"{record['loss']:.4f}")
                 window = []
-            if step % viz_every == 0 and accelerator.is_main_process:
+            if step % settings.viz_every == 0 and accelerator.is_main_process:
                 save_figures(accelerator.unwrap_model(net), batch, out, run_dir, step)
-            signum = stop.requested(accelerator) if step < steps else None
-            if step % save_every == 0 or step == steps or signum:
-                checkpoint = save_checkpoint(accelerator, net, run_dir, step, schedule, keep_checkpoints)
+            signum = stop.requested(accelerator) if step < settings.steps else None
+            if step % settings.save_every == 0 or step == settings.steps or signum:
+                checkpoint = save_checkpoint(accelerator, net, run_dir, step, schedule, settings.keep_checkpoints)
             if signum:
                 progress.close()  # ends the progress line, so that the CLI's message starts a line of its own
                 raise StopRequested(signum, step, checkpoint)
-            if step == steps:
+            if step == settings.steps:
                 break
         report_unreadable(accelerator, epoch, unreadable)
     progress.close()

@@ -1,7 +1,8 @@
 """pretrain's settings checked before anything is built or written: one message naming the binding,
-its value, where the config set it and what is allowed."""
+its value, where the config set it and what is allowed; and the ones the training loop runs by."""
 
 import math
+from dataclasses import dataclass
 
 from mmmae.config import binding_error
 
@@ -46,3 +47,18 @@ def check_settings(settings: dict) -> None:
     for name, value in settings.items():
         if problem := _problem(name, value):
             raise binding_error(f"pretrain.{name} = {value!r}: {problem}", rf"([\w/]+/)?(mmmae\.)?pretrain\.{name}\s*=")
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """What train_loop runs by, as pretrain is bound: steps, log_every, save_every and viz_every count
+    optimizer steps; seed draws the masks; global_batch = samples per optimizer step over all processes."""
+
+    steps: int
+    seed: int
+    clip_grad: float | None
+    log_every: int
+    save_every: int
+    keep_checkpoints: int
+    viz_every: int
+    global_batch: int

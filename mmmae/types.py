@@ -1,9 +1,14 @@
-"""The two contracts between a tokenizer, a masker and a decoder (see docs/design.md)."""
+"""The contracts of one step (docs/design.md, "Contracts"): what a tokenizer, a masker, a decoder
+and an objective take and give, and what the model returns."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 from einops import rearrange
+
+from mmmae.masking.rng import MaskRNG
 
 
 @dataclass
@@ -41,6 +46,100 @@ class MaskPlan:
     predict: torch.Tensor
     loss_weight: torch.Tensor | None = None
     aux: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class ModalityOutput:
+    """One modality after a step: what the objectives read."""
+
+    tokens: Tokens
+    plan: MaskPlan
+    encoded: torch.Tensor  # (B, K, D) at plan.keep
+    prediction: torch.Tensor | None  # (B, Q, P) at plan.predict; None when the modality is not decoded
+    present: torch.Tensor  # (B,) bool
+    mask: torch.Tensor | None = None  # (B, K) bool: encoded tokens that took part (not padding, absent or dropped)
+    cls: torch.Tensor | None = None  # (B, D) the encoded class token (Modality.cls_token), else None
+    full: torch.Tensor | None = None  # (B, N, D) every token encoded alone (an objective's full_view_modalities)
+    full_mask: torch.Tensor | None = None  # (B, N) bool: the full view's tokens that took part
+
+
+@dataclass
+class ModelOutput:
+    """A step's weighted loss, its detached logs (every objective's, and 'loss') and each modality's output."""
+
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor]
+    outputs: dict[str, ModalityOutput]
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """A modality's batch entry -> Tokens; `dim` is the token width D, `target_dim` P."""
+
+    dim: int
+    target_dim: int
+
+    def __call__(self, inputs) -> Tokens: ...
+
+
+@runtime_checkable
+class Masker(Protocol):
+    """(tokens, batch, rng) -> MaskPlan; its randomness comes only from rng (see MaskRNG)."""
+
+    def __call__(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan: ...
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """One modality's decoder: encoded (B, K, D) at plan.keep, the token grid, the plan, and the encoded
+    class token (B, D) when the modality has one -> prediction (B, Q, P) at plan.predict."""
+
+    def __call__(self, encoded: torch.Tensor, grid: tuple[int, ...], plan: MaskPlan,
+                 cls: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ModelDecoder(Protocol):
+    """A decoder of several modalities at once (MaskedAutoencoder.decoder): encoded {m: (B, K, D)},
+    tokens, plans and presence {m: (B,)} -> predictions {m: (B, Q, P)} for the modalities it decodes."""
+
+    def __call__(self, encoded: dict[str, torch.Tensor], tokens: dict[str, Tokens], plans: dict[str, MaskPlan],
+                 present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+
+
+@runtime_checkable
+class Objective(Protocol):
+    """(outputs {m: ModalityOutput}, batch) -> (loss (), logs {name: ()}); the model adds weight * loss.
+
+    full_view_modalities: the modalities it needs encoded whole and alone as well (ModalityOutput.full)."""
+
+    weight: float
+    full_view_modalities: Sequence[str]
+
+    def __call__(self, outputs: dict[str, ModalityOutput], batch: dict
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
+@runtime_checkable
+class PairEmbedding(Protocol):
+    """An objective that embeds two modalities into one space (Contrastive): retrieval uses its embedding."""
+
+    modalities: Sequence[str]
+
+    def embed(self, modality: str, encoded: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """Encoded tokens (B, N, D) and validity (B, N) or None -> (B, E) unit vectors."""
+        ...
+
+
+class BindingProblem(ValueError):
+    """A failure the config's bindings cause, raised where the config is not known (inside the model).
+
+    bindings: (label, binding) pairs such as ("masker chosen in", "video/Modality.masker"): the
+    trainer, which knows the parsed config, says where each was bound (mmmae.config.with_bindings)."""
+
+    def __init__(self, message: str, bindings: Sequence[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.bindings = tuple(bindings)
 
 
 def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

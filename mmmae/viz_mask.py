@@ -48,6 +48,20 @@ def mask_figure(tokenizer: torch.nn.Module, data, tokens: Tokens, plan: MaskPlan
     return token_grid_figure(token_states(plan, tokens.num_tokens), tokens.grid, title)
 
 
+def token_counts(tokens: Tokens, plan: MaskPlan) -> str:
+    """'per sample K of N tokens seen by the encoder, Q predicted by the decoder', padding left out
+    (tokens.valid): where samples differ, each count is a range 'a-b' over the batch."""
+    def count(index: torch.Tensor | None) -> str:
+        if tokens.valid is None:
+            return str(tokens.num_tokens if index is None else index.shape[1])
+        real = tokens.valid if index is None else tokens.valid.gather(1, index)
+        low, high = (int(n) for n in real.sum(dim=1).aminmax())
+        return str(low) if low == high else f"{low}-{high}"
+
+    return (f"per sample {count(plan.keep)} of {count(None)} tokens seen by the encoder, {count(plan.predict)} "
+            "predicted by the decoder")
+
+
 @torch.no_grad()
 def draw_masks(model: MaskedAutoencoder, batch: dict, rng: MaskRNG, output_dir: Path) -> list[Path]:
     """Tokenize and mask each modality of `batch` as training does; one PNG per modality
@@ -56,9 +70,7 @@ def draw_masks(model: MaskedAutoencoder, batch: dict, rng: MaskRNG, output_dir: 
     for name, modality in model.modalities.items():
         tokens = modality.tokenize(batch[name])
         plan = modality.mask(tokens, batch, rng)
-        masker = type(modality.masker).__name__
-        title = (f"{name}: {masker}, per sample {plan.keep.shape[1]} of {tokens.num_tokens} tokens seen by the "
-                 f"encoder, {plan.predict.shape[1]} predicted by the decoder")
+        title = f"{name}: {type(modality.masker).__name__}, {token_counts(tokens, plan)}"
         figure = mask_figure(modality.tokenizer, batch[name], tokens, plan, title)
         paths.append(save_figure(figure, output_dir / f"{name}_masks.png"))
     return paths

@@ -4,10 +4,10 @@ spectrograms (audio), signal plots per device (IMU), captions with the predicted
 import torch
 from matplotlib.figure import Figure
 
-from mmmae.model import ModalityOutput
 from mmmae.tokenizers.audio import AudioTokenizer
 from mmmae.tokenizers.imu import IMUGraphTokenizer
 from mmmae.tokenizers.text import TextTokenizer
+from mmmae.types import ModalityOutput
 from mmmae.viz import clip_reconstruction_figure
 from mmmae.viz_audio import audio_reconstruction_figure
 from mmmae.viz_imu import imu_reconstruction_figure

@@ -1,6 +1,9 @@
 """A recipe gin cannot build, or whose first batch its parts cannot take, stops `mmmae train` with
 one message naming the binding at fault, before the run directory exists."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from mmmae.build_errors import build_error
@@ -31,20 +34,34 @@ def test_a_clip_the_patches_do_not_divide_names_the_patch_binding(tmp_path, caps
     assert f'patch set in file "{MICRO_GIN}", line 15: video/TubeletTokenizer.patch = 8' in message
 
 
-def test_a_modality_without_a_masker_binding_says_what_to_bind(tmp_path, capsys):
+def test_a_patch_bound_through_a_macro_names_where_the_macro_is_set(tmp_path, capsys):
+    message = train(tmp_path, capsys, "MovingDigits.size = 18", "pretrain.steps = 2",
+                    gin_file="recipes/quickstart_video.gin")
+    assert "H=18 is not a multiple of 4" in message
+    assert re.search(r'patch set in file "[^"]+video\.gin", line \d+: video/TubeletTokenizer\.patch = %VIDEO_PATCH, '
+                     r'where file "[^"]+quickstart_video\.gin", line \d+: VIDEO_PATCH = 4\)', message)
+
+
+def test_a_modality_without_a_masker_hides_nothing_so_its_reconstruction_asks_for_one(tmp_path, capsys):
     recipe = tmp_path / "two.gin"
     recipe.write_text(f"include '{MICRO_GIN}'\ninclude 'modalities/audio.gin'\n"
                       "MovingDigits.modalities = ['video', 'audio']\n"
-                      "MaskedAutoencoder.modalities = [@video/Modality(), @audio/Modality()]\n")
+                      "MaskedAutoencoder.modalities = [@video/Modality(), @audio/Modality()]\n"
+                      "MaskedAutoencoder.objectives = [@video/Reconstruction(), @audio/Reconstruction()]\n")
     message = train(tmp_path, capsys, gin_file=str(recipe))
-    assert "audio/Modality is built without masker: bind audio/Modality.masker" in message
-    assert f'In file "{recipe.resolve()}", line 4\n    MaskedAutoencoder.modalities' in message
+    assert ("audio_reconstruction: modality 'audio' is not decoded: give it a masker that hides tokens "
+            "(audio/Modality.masker; none hides nothing) and a decoder") in message
 
 
-def test_a_masker_bound_to_none_says_what_to_bind(tmp_path, capsys):
-    message = train(tmp_path, capsys, "video/Modality.masker = None")
-    assert "modality 'video' has no masker: bind video/Modality.masker" in message
-    assert "In --gin_param 2: video/Modality.masker = None" in message
+def test_a_model_level_decoder_beside_a_modalitys_own_is_refused_naming_both_lines(tmp_path, capsys):
+    recipe = tmp_path / "joint.gin"
+    recipe.write_text("include 'recipes/tvlt.gin'\n"
+                      f"include '{Path(__file__).parent / 'fixtures' / 'micro_overrides.gin'}'\n")
+    message = train(tmp_path, capsys, "video/Modality.decoder = @video/MaskTokenDecoder", gin_file=str(recipe))
+    assert ("MaskedAutoencoder.decoder decodes every modality, but ['video'] also have their own decoder, which would "
+            "be built and never trained: bind video/Modality.decoder = None") in message
+    assert "(video's decoder set in --gin_param 2: video/Modality.decoder = @video/MaskTokenDecoder)" in message
+    assert re.search(r"\(model decoder set in file \"[^\"]+\.gin\", line \d+: MaskedAutoencoder\.decoder = @", message)
 
 
 def test_gin_call_lines_give_the_scope_of_the_binding():

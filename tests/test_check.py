@@ -15,6 +15,8 @@ import mmmae.train
 from mmmae.check import check_recipe, dry_step
 from mmmae.cli import main
 from mmmae.config import ConfigError, parse_config
+from mmmae.data.moving_digits.dataset import MovingDigits
+from mmmae.model import MaskedAutoencoder
 from mmmae.train import pretrain
 from tests.conftest import MICRO_GIN
 
@@ -136,3 +138,26 @@ def test_a_batch_the_dataset_cannot_give_is_named(binding, message):
     with pytest.raises(SystemExit) as stop:
         main(["check", "--gin_file", MICRO_GIN, "--gin_param", binding])
     assert stop.value.code == f"mmmae check: {message}"
+
+
+def test_a_masker_missing_its_side_channel_names_it_and_the_gin_line(tmp_path):
+    recipe = tmp_path / "region.gin"
+    recipe.write_text(f"include '{MICRO_GIN}'\nvideo/RegionGuidedMasking.patch = 8\n"
+                      "video/Modality.masker = @video/RegionGuidedMasking()\n")
+    parse_config([str(recipe)], ["video/RegionGuidedMasking.key = 'face_parsing'"])
+    data = MovingDigits(split="train", num_samples=4, frames=4, size=16, digit_size=8)
+    with pytest.raises(ValueError) as error:
+        dry_step(MaskedAutoencoder(), data, 2)
+    message = str(error.value)
+    assert message.startswith("one training step on the first batch failed: modality 'video': ")
+    assert "batch['face_parsing']" in message
+    assert f'masker chosen in file "{recipe}", line 3: video/Modality.masker = @video/RegionGuidedMasking()' in message
+
+
+def test_a_ratio_leaving_nothing_visible_names_the_binding():
+    parse_config([MICRO_GIN], ["video/RandomMasking.ratio = 0.9", "video/Modality.masker = @video/RandomMasking()"])
+    data = MovingDigits(split="train", num_samples=4, frames=4, size=16, digit_size=8)
+    with pytest.raises(ValueError, match=r"modality 'video': RandomMasking.ratio = 0.9 masks 8 of 8 tokens.* \(masker "
+                                         r"chosen in --gin_param 2: video/Modality.masker = "
+                                         r"@video/RandomMasking\(\)\)"):
+        dry_step(MaskedAutoencoder(), data, 2)

@@ -170,8 +170,8 @@ def test_bench_step_refuses_zero_steps_naming_the_flag():
 def test_validate_a_recipe_reports_every_row_training_cannot_use(tmp_path):
     """The recipe's own datasets, read as training reads them: a 30 fps clip among 8 fps ones, an IMU
     log with 3 of 6 channels or a 0.4 s gap, a 1-frame video, a PNG named .mp4 and unreadable captions."""
-    from mmmae.data.synthetic_media import write_moving_digits_folder
-    from tests.data.test_media_check import broken_folder
+    from mmmae.data.media.synthetic import write_moving_digits_folder
+    from tests.data.media.test_validation_report import broken_folder
 
     good = tmp_path / "good"
     write_moving_digits_folder(good, 4, frames=16, size=16)

@@ -7,9 +7,11 @@ import torch
 from torch.utils.data import default_collate
 
 from mmmae.config import parse_config
-from mmmae.data.moving_digits import MovingDigits
+from mmmae.data.moving_digits.dataset import MovingDigits
+from mmmae.masking.none import NoMasking
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder
+from mmmae.types import BindingProblem
 from tests.conftest import MICRO_GIN
 from tests.float32_bound import longest_sum, rounding_bound, transformer_stages
 
@@ -150,26 +152,48 @@ def test_shape_mismatch_names_the_modality():
         model(batch, MaskRNG.seeded(0))
 
 
-def test_a_masker_missing_its_side_channel_names_it_and_the_gin_line(tmp_path):
-    recipe = tmp_path / "region.gin"
-    recipe.write_text(f"include '{MICRO_GIN}'\nvideo/RegionGuidedMasking.patch = 8\n"
-                      "video/Modality.masker = @video/RegionGuidedMasking()\n")
-    parse_config([str(recipe)], ["video/RegionGuidedMasking.key = 'face_parsing'"])
-    model = MaskedAutoencoder()
-    data = MovingDigits(split="train", num_samples=4, frames=4, size=16, digit_size=8)
-    batch = default_collate([data[i] for i in range(2)])
-    with pytest.raises(ValueError) as error:
-        model(batch, MaskRNG.seeded(0))
-    message = str(error.value)
-    assert message.startswith("modality 'video': ") and "batch['face_parsing']" in message
-    assert f'masker chosen in file "{recipe}", line 3: video/Modality.masker = @video/RegionGuidedMasking()' in message
-
-
-def test_a_ratio_leaving_nothing_visible_names_the_binding():
+def test_a_masker_that_cannot_mask_raises_a_binding_problem_naming_the_modality_and_its_masker():
+    """The model knows no gin file: it names the binding, and the check before training says where it is
+    bound (tests/test_check.py)."""
     parse_config([MICRO_GIN], ["video/RandomMasking.ratio = 0.9", "video/Modality.masker = @video/RandomMasking()"])
     model = MaskedAutoencoder()
     data = MovingDigits(split="train", num_samples=4, frames=4, size=16, digit_size=8)
-    with pytest.raises(ValueError, match=r"modality 'video': RandomMasking.ratio = 0.9 masks 8 of 8 tokens.* \(masker "
-                                         r"chosen in --gin_param 2: video/Modality.masker = "
-                                         r"@video/RandomMasking\(\)\)"):
+    with pytest.raises(BindingProblem, match=r"^modality 'video': RandomMasking.ratio = 0.9 masks 8 of 8") as error:
         model(default_collate([data[i] for i in range(2)]), MaskRNG.seeded(0))
+    assert error.value.bindings == (("masker chosen in", "video/Modality.masker"),)
+
+
+def test_a_modality_without_a_masker_is_encoded_whole_and_builds_no_decoder():
+    """audio.gin gives audio a decoder; with no masker nothing is hidden, so none is built."""
+    parse_config([MICRO_GIN, "modalities/audio.gin"], [
+        "MovingDigits.modalities = ['video', 'audio']",
+        "MaskedAutoencoder.modalities = [@video/Modality(), @audio/Modality()]"])
+    model = MaskedAutoencoder()
+    audio = model.modalities["audio"]
+    assert isinstance(audio.masker, NoMasking) and audio.decoder is None
+    assert not any(name.startswith("modalities.audio.decoder") for name, _ in model.named_parameters())
+    data = MovingDigits(split="train", num_samples=2, frames=4, size=16, digit_size=8, modalities=("video", "audio"))
+    out = model(default_collate([data[i] for i in range(2)]), MaskRNG.seeded(0)).outputs["audio"]
+    assert out.plan.keep.shape[1] == out.tokens.num_tokens and out.plan.predict.shape[1] == 0
+    assert out.prediction is None
+
+
+def test_objectives_are_one_list_in_config_order_asked_through_the_protocol():
+    parse_config(["recipes/quickstart.gin", str(Path(__file__).parent / "fixtures" / "micro_overrides.gin")])
+    model = MaskedAutoencoder()
+    assert [o.name for o in model.objectives] == [
+        "video_reconstruction", "audio_reconstruction", "imu_reconstruction", "text_mlm",
+        "contrastive_video_audio", "contrastive_video_imu", "contrastive_video_text"]
+    # the weighted ones keep the state-dict keys of every checkpoint: objectives.<rank among them>
+    assert model.objectives[4] is model.objectives.get_submodule("0")
+    assert {k.split(".")[1] for k in model.state_dict() if k.startswith("objectives.")} == {"0", "1", "2"}
+
+
+def test_an_objective_without_the_protocol_is_refused_naming_what_it_lacks():
+    parse_config([MICRO_GIN])
+
+    def loss(outputs, batch):
+        return torch.zeros(()), {}
+
+    with pytest.raises(ValueError, match=r"MaskedAutoencoder.objectives: .* lacks weight, full_view_modalities"):
+        MaskedAutoencoder(objectives=[loss])

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import default_collate
 
 from mmmae.config import parse_config
-from mmmae.data.moving_digits import MovingDigits
+from mmmae.data.moving_digits.dataset import MovingDigits
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder
 from tests.conftest import MICRO_GIN

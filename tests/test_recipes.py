@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from mmmae.config import GIN_DIR, parse_config
-from mmmae.data.synthetic_media import write_demo_media
+from mmmae.data.media.synthetic import write_demo_media
 from mmmae.train import pretrain
 
 RECIPES = sorted(p.name for p in (GIN_DIR / "recipes").glob("*.gin"))
-COMPARISONS = sorted(p.name for p in (GIN_DIR / "masking").glob("*.gin"))  # docs/masking.md
+ABLATIONS = sorted(p.name for p in (GIN_DIR / "ablations" / "masking").glob("*.gin"))  # docs/masking.md
 MICRO = str(Path(__file__).parent / "fixtures" / "micro_overrides.gin")
 
 
@@ -34,7 +34,7 @@ def reads_media(recipe: str) -> bool:
     return "data/media_folder.gin" in (GIN_DIR / recipe).read_text()
 
 
-@pytest.mark.parametrize("recipe", [f"recipes/{r}" for r in RECIPES] + [f"masking/{c}" for c in COMPARISONS])
+@pytest.mark.parametrize("recipe", [f"recipes/{r}" for r in RECIPES] + [f"ablations/masking/{a}" for a in ABLATIONS])
 def test_recipe_trains_two_steps(recipe, tmp_path, request):
     parse_config([recipe, MICRO], request.getfixturevalue("media_bindings") if reads_media(recipe) else [])
     summary = pretrain(output_dir=str(tmp_path))

@@ -142,7 +142,7 @@ class AudioWithNaN(torch.utils.data.Dataset):
     """MovingDigits with audio whose sample 1 holds a NaN."""
 
     def __init__(self):
-        from mmmae.data.moving_digits import MovingDigits
+        from mmmae.data.moving_digits.dataset import MovingDigits
 
         self.data = MovingDigits(split="train", num_samples=8, frames=4, size=16, digit_size=8,
                                  modalities=("video", "audio", "imu", "text"))
@@ -203,8 +203,8 @@ def test_random_init_evaluation_runs_on_a_copy_sharing_no_weight(tmp_path, monke
     pretrain(output_dir=str(tmp_path))
     trained, fresh = captured["model"], captured["fresh"]
     assert not {p.data_ptr() for p in trained.parameters()} & {p.data_ptr() for p in fresh.parameters()}
-    assert fresh.modalities["video"].masker.scorer.projection is fresh.objectives[0].projection
-    assert trained.modalities["video"].masker.scorer.projection is trained.objectives[0].projection
+    assert fresh.modalities["video"].masker.scorer.projection is fresh.objectives[1].projection
+    assert trained.modalities["video"].masker.scorer.projection is trained.objectives[1].projection
     saved = weights(tmp_path)
     assert all(torch.equal(saved[name], value) for name, value in trained.state_dict().items() if name in saved)
 
@@ -257,7 +257,7 @@ def test_a_masker_that_cannot_mask_fails_before_the_run_directory_is_made(tmp_pa
 
 
 def test_unreadable_media_is_skipped_counted_and_summarised_per_epoch(tmp_path, capsys, caplog):
-    from mmmae.data.synthetic_media import write_moving_digits_folder
+    from mmmae.data.media.synthetic import write_moving_digits_folder
 
     root = tmp_path / "clips"
     write_moving_digits_folder(root, 8, frames=16, size=16)
@@ -279,7 +279,7 @@ def test_unreadable_media_is_skipped_counted_and_summarised_per_epoch(tmp_path, 
 
 
 def test_media_resume_mid_epoch_is_bitwise_equal(tmp_path, monkeypatch):
-    from mmmae.data.synthetic_media import write_moving_digits_folder
+    from mmmae.data.media.synthetic import write_moving_digits_folder
 
     root = tmp_path / "clips"
     write_moving_digits_folder(root, 8, frames=16, size=16)

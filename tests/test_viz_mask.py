@@ -12,7 +12,7 @@ from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder
 from mmmae.types import MaskPlan, Tokens
 from mmmae.viz import masked_input
-from mmmae.viz_mask import mask_figure
+from mmmae.viz_mask import mask_figure, token_counts
 from tests.test_recipes import MICRO
 from tests.test_viz_figure import drawn_outside
 
@@ -71,3 +71,12 @@ def test_too_many_samples_is_refused(tmp_path):
     with pytest.raises(ValueError, match="--samples must lie in 1..8"):
         main(["viz-mask", "--gin_file", "recipes/videomae.gin", "--gin_file", MICRO, "--output_dir", str(tmp_path),
               "--samples", "9"])
+
+
+def test_the_title_counts_only_real_tokens_and_gives_ranges_where_samples_differ():
+    plan = MaskPlan(keep=torch.tensor([[0, 3], [1, 2]]), predict=torch.tensor([[1, 2], [0, 3]]))
+    dense = Tokens(embed=torch.zeros(2, 4, 1), target=None, grid=(4,))
+    assert token_counts(dense, plan) == "per sample 2 of 4 tokens seen by the encoder, 2 predicted by the decoder"
+    padded = Tokens(embed=torch.zeros(2, 4, 1), target=None, grid=(4,),
+                    valid=torch.tensor([[True, True, True, False], [True, True, True, True]]))
+    assert token_counts(padded, plan) == "per sample 1-2 of 3-4 tokens seen by the encoder, 2 predicted by the decoder"

@@ -1,4 +1,4 @@
-"""The masker comparison of docs/masking.md: every gin/masking/<row>.gin trained the same way.
+"""The masking ablation of docs/masking.md: every gin/ablations/masking/<row>.gin trained the same way.
 
 Each row pretrains the tiny video quickstart with one masker (same model, data, steps and
 seed), then reads its linear-probe accuracy (pretrained and random init) and its last logged
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mmmae.config import GIN_DIR
 
-ROWS = sorted(p.stem for p in (GIN_DIR / "masking").glob("*.gin"))
+ROWS = sorted(p.stem for p in (GIN_DIR / "ablations" / "masking").glob("*.gin"))
 BASELINE = "tube"
 
 
@@ -29,7 +29,7 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     params = [f"pretrain.steps = {args.steps}", f"pretrain.warmup_steps = {args.steps // 10}",
               f"video/RatioCurriculum.steps = {args.steps}"]
-    gin = ["--gin_file", f"masking/{name}.gin"] + [flag for p in params for flag in ("--gin_param", p)]
+    gin = ["--gin_file", f"ablations/masking/{name}.gin"] + [flag for p in params for flag in ("--gin_param", p)]
     tic = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mmmae", "train", *gin, "--output_dir", str(run_dir)], env=env, check=True,
                    stdout=subprocess.DEVNULL)
@@ -48,7 +48,7 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
 def table(results: list[dict], figures: str) -> str:
     """Markdown rows; the probe's difference to the baseline row measured in the same run."""
     base = next((r["probe"] for r in results if r["name"] == BASELINE), None)
-    lines = ["| masker (gin/masking/…) | probe acc. | vs tube | random init | recon. loss | masks |",
+    lines = ["| masker (gin/ablations/masking/…) | probe acc. | vs tube | random init | recon. loss | masks |",
              "|---|---|---|---|---|---|"]
     for r in results:
         delta = "" if base is None else f"{r['probe'] - base:+.3f}"

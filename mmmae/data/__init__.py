@@ -1,1 +1,2 @@
-"""Datasets: the built-in MovingDigits; media decoding and manifests come later."""
+"""Data: the built-in MovingDigits (moving_digits/), the user's own media (media/), and what
+serves any dataset: transforms.py, view_pairs.py and nan_filter.py (docs/design.md, "Inside data")."""

@@ -25,8 +25,6 @@ import torchaudio
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from mmmae.data.view_pairs import random_resized_box
-
 Rng = np.random.Generator | torch.Generator
 Box = tuple[int, int, int, int]  # (top, left, height, width)
 
@@ -44,6 +42,26 @@ def numpy_rng(rng: Rng) -> np.random.Generator:
     if isinstance(rng, torch.Generator):
         return np.random.default_rng(int(torch.randint(2**62, (), generator=rng, device=rng.device)))
     raise TypeError(f"expected an np.random.Generator or a torch.Generator, got {type(rng).__name__}")
+
+
+def random_resized_box(rng: np.random.Generator, height: int, width: int, area: tuple[float, float],
+                       ratio: tuple[float, float], attempts: int = 10) -> tuple[int, int, int, int]:
+    """RandomResizedCrop's box (top, left, h, w) inside a height x width image: area share
+    ~ U(area), aspect w/h log-uniform in `ratio`; after `attempts` misses, the central crop
+    with the aspect clamped into `ratio`."""
+    log_ratio = np.log(ratio)
+    for _ in range(attempts):
+        target = height * width * rng.uniform(*area)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+    w, h = width, height
+    if width / height < ratio[0]:
+        h = round(width / ratio[0])
+    elif width / height > ratio[1]:
+        w = round(height * ratio[1])
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 def _pair(owner: str, size: int | Sequence[int]) -> tuple[int, int]:

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mmmae.data.transforms import random_resized_box
+
 
 def _passthrough(sample: dict, source: str, keys: tuple[str, str]) -> dict:
     """The sample's scalar side channels, and each view's presence flag."""
@@ -82,26 +84,6 @@ class FramePairs(Dataset):
             out[key] = clip[:, frame : frame + 1].clone()
             out[f"{key}_frame"] = torch.tensor(frame, dtype=torch.int64)
         return out
-
-
-def random_resized_box(rng: np.random.Generator, height: int, width: int, area: tuple[float, float],
-                       ratio: tuple[float, float], attempts: int = 10) -> tuple[int, int, int, int]:
-    """RandomResizedCrop's box (top, left, h, w) inside a height x width image: area share
-    ~ U(area), aspect w/h log-uniform in `ratio`; after `attempts` misses, the central crop
-    with the aspect clamped into `ratio`."""
-    log_ratio = np.log(ratio)
-    for _ in range(attempts):
-        target = height * width * rng.uniform(*area)
-        aspect = math.exp(rng.uniform(*log_ratio))
-        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-        if 0 < w <= width and 0 < h <= height:
-            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
-    w, h = width, height
-    if width / height < ratio[0]:
-        h = round(width / ratio[0])
-    elif width / height > ratio[1]:
-        w = round(height * ratio[1])
-    return (height - h) // 2, (width - w) // 2, h, w
 
 
 @gin.configurable(module="mmmae")

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from mmmae.eval.frozen import check_modality, frozen, present_rows
 from mmmae.eval.interval import wilson_interval
 from mmmae.eval.loader import EvalLoader
-from mmmae.types import mean_tokens
+from mmmae.types import PairEmbedding, mean_tokens
 
 QUERY_CHUNK = 1024  # queries scored at a time: the similarity matrix is never held whole
 
@@ -37,10 +37,10 @@ def recall_at_k(queries: torch.Tensor, keys: torch.Tensor, ks: Sequence[int]) ->
 
 
 def pair_projection(model, a: str, b: str):
-    """The model's objective that projects this pair for contrast (one with `.modalities` == {a, b}
-    in either order and an `.embed`), or None."""
-    for objective in model.losses:
-        if set(getattr(objective, "modalities", ())) == {a, b} and hasattr(objective, "embed"):
+    """The model's objective that embeds this pair for contrast (a PairEmbedding of {a, b}, in either
+    order), or None."""
+    for objective in model.objectives:
+        if isinstance(objective, PairEmbedding) and set(objective.modalities) == {a, b}:
             return objective
     return None
 

@@ -2,7 +2,7 @@
 
 Rule, per sample and per tubelet time slice t of the (T', H', W') token grid:
   1. m_t: the motion magnitude map batch[key] (B, T, H, W) (codec motion vectors, see
-     mmmae.data.motion_vectors) averaged over each tubelet x patch x patch token;
+     mmmae.data.media.motion_vectors) averaged over each tubelet x patch x patch token;
   2. s_t = m_t smoothed on the token grid by a `smooth` x `smooth` binomial (Gaussian-like)
      filter, zero outside the frame, so the masked region is a blob around the highest-motion
      location (its peak first, then its rings) rather than scattered tokens;

@@ -11,8 +11,9 @@ from mmmae.types import MaskPlan, Tokens
 class NoMasking:
     """keep = all N tokens (B, N); predict is empty (B, 0). Draws no randomness.
 
-    For a modality that only gives context (the unmasked frame of SiamMAE / the global crop of
-    CropMAE): give it no decoder and no reconstruction objective, as there is nothing to predict.
+    What a Modality without a masker gets: a modality that only gives context (the unmasked frame
+    of SiamMAE / the global crop of CropMAE) or is only contrasted. Such a modality builds no
+    decoder, as there is nothing to predict; give it no reconstruction objective.
     """
 
     def __call__(self, tokens: Tokens, batch: dict, rng: MaskRNG) -> MaskPlan:

@@ -18,6 +18,8 @@ class AdaptiveMaskingLoss:
     skipped and counted (or an error with strict=True).
     """
 
+    full_view_modalities: tuple[str, ...] = ()  # encodes no full view (the Objective protocol)
+
     def __init__(self, modality: str = "video", weight: float = 1e-4, strict: bool = False):
         self.modality = modality
         self.weight = weight

@@ -44,6 +44,8 @@ class CaptionContrastive(TemperatureScaled):
     projection: the video head, shared with PatchCaptionScorer in TGM (gin/recipes/tgm.gin).
     """
 
+    full_view_modalities: tuple[str, ...] = ()  # encodes no full view (the Objective protocol)
+
     def __init__(self, projection: nn.Module = gin.REQUIRED, modality: str = "video",
                  text_encoder: Callable | None = None, temperature: float = 0.07, learnable_temperature: bool = True,
                  symmetric: bool = True, weight: float = 1.0, strict: bool = False, dedupe_captions: bool = True,

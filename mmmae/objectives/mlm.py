@@ -14,6 +14,8 @@ class MaskedLanguageModeling:
     modality is absent are skipped and counted, or with `strict` raise.
     """
 
+    full_view_modalities: tuple[str, ...] = ()  # encodes no full view (the Objective protocol)
+
     def __init__(self, modality: str = "text", weight: float = 1.0, strict: bool = False):
         self.modality = modality
         self.weight = weight

@@ -17,6 +17,8 @@ class Reconstruction:
     without it are skipped and counted (or an error with strict=True).
     """
 
+    full_view_modalities: tuple[str, ...] = ()  # encodes no full view (the Objective protocol)
+
     def __init__(self, modality: str = gin.REQUIRED, weight: float = 1.0, strict: bool = False):
         self.modality = modality
         self.weight = weight
@@ -26,7 +28,8 @@ class Reconstruction:
     def __call__(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = outputs[self.modality]
         if out.prediction is None:
-            raise ValueError(f"{self.name}: modality {self.modality!r} is not decoded; give it a decoder "
+            raise ValueError(f"{self.name}: modality {self.modality!r} is not decoded: give it a masker that hides "
+                             f"tokens ({self.modality}/Modality.masker; none hides nothing) and a decoder "
                              f"({self.modality}/Modality.decoder) or a model-level MaskedAutoencoder.decoder")
         usable, logs = usable_samples(self.name, [self.modality], outputs, batch, self.strict)
         target = gather_tokens(out.tokens.target, out.plan.predict)

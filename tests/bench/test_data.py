@@ -2,7 +2,7 @@ import pytest
 
 from mmmae.bench.data import bench_data, format_data_bench, pretrain_setting
 from mmmae.config import parse_config
-from mmmae.data.synthetic_media import write_demo_media
+from mmmae.data.media.synthetic import write_demo_media
 from tests.test_train import MICRO_OVERRIDES
 
 

@@ -8,6 +8,7 @@ scaled by one parameter, so the model has a device and a train/eval mode.
 import torch
 from torch import nn
 
+from mmmae.objectives.objective_list import ObjectiveList
 from mmmae.types import Tokens, mean_tokens
 
 
@@ -34,8 +35,7 @@ class FakeModel(nn.Module):
         super().__init__()
         self.modalities = nn.ModuleDict(modalities)
         self.encoder = FakeEncoder()
-        self.objectives = nn.ModuleList([o for o in objectives if isinstance(o, nn.Module)])
-        self.losses = list(objectives)
+        self.objectives = ObjectiveList(objectives)
         self.scale = nn.Parameter(torch.ones(()))
         self.encoded = []  # the modalities encode() saw, in call order
 

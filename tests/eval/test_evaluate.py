@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from mmmae.config import ConfigError, parse_config
-from mmmae.data.moving_digits import MovingDigits
+from mmmae.data.moving_digits.dataset import MovingDigits
 from mmmae.eval.attentive_probe import AttentiveProbe
 from mmmae.eval.evaluate import evaluate_run, evaluations, run_evaluations
 from mmmae.eval.finetune import FineTune

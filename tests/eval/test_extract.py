@@ -9,11 +9,11 @@ import torch
 from safetensors.torch import save_model
 
 from mmmae.config import ConfigError, parse_config
-from mmmae.data.clip_sampling import DenseSampling
-from mmmae.data.layouts import manifest
-from mmmae.data.media_dataset import MediaDataset
-from mmmae.data.moving_digits import MovingDigits
-from mmmae.data.synthetic_media import write_mp4
+from mmmae.data.media.clip_sampling import DenseSampling
+from mmmae.data.media.dataset import MediaDataset
+from mmmae.data.media.layouts import manifest
+from mmmae.data.media.synthetic import write_mp4
+from mmmae.data.moving_digits.dataset import MovingDigits
 from mmmae.eval.extract import extract_features, extract_run, load_features
 from mmmae.eval.report import extract_lines
 from mmmae.model import MaskedAutoencoder

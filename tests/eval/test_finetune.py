@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mmmae.config import parse_config
-from mmmae.data.moving_digits import MovingDigits
+from mmmae.data.moving_digits.dataset import MovingDigits
 from mmmae.data.transforms import Mixup
 from mmmae.eval.finetune import FineTune
 from mmmae.model import MaskedAutoencoder

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import default_collate
 
-from mmmae.data.moving_digits import MovingDigits
+from mmmae.data.moving_digits.dataset import MovingDigits
 from mmmae.masking.flow import FarnebackFlow, GroundTruthFlow, RAFTFlow
 from mmmae.masking.motion import backward_warp
 

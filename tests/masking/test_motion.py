@@ -6,7 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.utils.data import default_collate
 
-from mmmae.data.moving_digits import MovingDigits
+from mmmae.data.moving_digits.dataset import MovingDigits
 from mmmae.masking.motion import MotionGuidedMasking, gaussian_map
 from mmmae.masking.rng import MaskRNG
 from mmmae.types import Tokens

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import default_collate
 
-from mmmae.data.moving_digits import MovingDigits
+from mmmae.data.moving_digits.dataset import MovingDigits
 from mmmae.masking.random import RandomMasking
 from mmmae.masking.region import RegionGuidedMasking
 from mmmae.masking.rng import MaskRNG

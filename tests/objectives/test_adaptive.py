@@ -5,9 +5,8 @@ import torch
 
 from mmmae.masking.adaptive import AdaptiveMasking
 from mmmae.masking.rng import MaskRNG
-from mmmae.model import ModalityOutput
 from mmmae.objectives.adaptive import AdaptiveMaskingLoss
-from mmmae.types import MaskPlan, Tokens
+from mmmae.types import MaskPlan, ModalityOutput, Tokens
 
 KEEP = torch.tensor([[0, 3], [1, 2]])
 PREDICT = torch.tensor([[1, 2, 4, 5], [0, 3, 4, 5]])

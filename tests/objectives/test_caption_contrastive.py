@@ -195,7 +195,7 @@ def tgm_model():
 def micro_batch() -> dict:
     import gin
 
-    from mmmae.data.moving_digits import MovingDigits
+    from mmmae.data.moving_digits.dataset import MovingDigits
 
     with gin.config_scope("train"):
         data = MovingDigits()
@@ -206,7 +206,7 @@ def test_recipe_shares_one_head_between_masker_and_objective(tgm_model):
     from mmmae.masking.rng import MaskRNG
 
     scorer = tgm_model.modalities["video"].masker.scorer
-    objective_ = tgm_model.objectives[0]
+    objective_ = tgm_model.objectives[1]
     assert scorer.projection is objective_.projection
     every = [p for _, p in tgm_model.named_parameters(remove_duplicate=False)]
     assert len(list(tgm_model.parameters())) == len({id(p) for p in every}) == len(every) - 2  # weight, bias
@@ -234,10 +234,10 @@ def test_recipe_model_round_trips_through_safetensors(tgm_model, tmp_path):
 
     parse_config(["recipes/tgm.gin", MICRO])  # a fresh gin singleton: a new head for the new model
     loaded = MaskedAutoencoder()
-    assert loaded.objectives[0].projection is not tgm_model.objectives[0].projection
+    assert loaded.objectives[1].projection is not tgm_model.objectives[1].projection
     missing, unexpected = safetensors.torch.load_model(loaded, path)
     assert not missing and not unexpected
-    assert loaded.modalities["video"].masker.scorer.projection is loaded.objectives[0].projection
+    assert loaded.modalities["video"].masker.scorer.projection is loaded.objectives[1].projection
     saved = tgm_model.state_dict()
     assert all(torch.equal(value, saved[name]) for name, value in loaded.state_dict().items())
     batch = micro_batch()

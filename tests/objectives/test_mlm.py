@@ -4,9 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmmae.model import ModalityOutput
 from mmmae.objectives.mlm import MaskedLanguageModeling
-from mmmae.types import MaskPlan, Tokens
+from mmmae.types import MaskPlan, ModalityOutput, Tokens
 
 IDS = torch.tensor([[5, 2, 7, 0], [3, 3, 1, 0]])  # pad id 0 at the end of both
 PREDICT = torch.tensor([[1, 3], [0, 2]])

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from mmmae.model import ModalityOutput
 from mmmae.objectives.reconstruction import Reconstruction
-from mmmae.types import MaskPlan, Tokens
+from mmmae.types import MaskPlan, ModalityOutput, Tokens
 
 
 def output(loss_weight=None, present=(True, True)) -> ModalityOutput:

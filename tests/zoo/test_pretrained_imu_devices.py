@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from mmmae.cli import main
-from mmmae.data.imu_reader import read_imu_log, resample_imu
+from mmmae.data.media.imu_reader import read_imu_log, resample_imu
 from mmmae.zoo.pretrained import from_pretrained
-from tests.data.test_imu_devices import CLIPS, MODEL_RATES, RENAME, centred, foreign, native  # noqa: F401
+from tests.data.media.test_imu_devices import CLIPS, MODEL_RATES, RENAME, centred, foreign, native  # noqa: F401
 
 ZOO = "tiny-multimodal-movingdigits"  # IMU: 4 devices, 0.25 s windows, 192 wide
 

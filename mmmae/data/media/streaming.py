@@ -1,0 +1,81 @@
+"""Training from shards streamed through HF datasets (data that does not fit on one disk)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+import datasets
+import gin
+import numpy as np
+import torch
+
+from mmmae.data.media.dataset import MediaDataset
+from mmmae.data.media.errors import MediaError
+
+
+@gin.configurable(module="mmmae")
+class StreamingMediaDataset(MediaDataset, torch.utils.data.IterableDataset):
+    """MediaDataset over a stream of rows (e.g. ``@stream_shards``, media held as bytes).
+
+    Training (train=True): an epoch is exactly ``samples_per_epoch`` samples (the length the
+    trainer plans epochs with), shared between DataLoader workers as evenly as possible; the
+    stream's shards are split between the workers too. Each worker reads its rows shuffled
+    within ``shuffle_buffer`` rows by a seed derived from (seed, epoch) and, if they run out
+    before its share, reads them again in a new shuffle (seed, epoch, round). ``set_epoch``
+    (the trainer calls it) sets the epoch, in the workers too. Row j of worker w's pass (of W)
+    has ``index`` j * W + w and draws its clip from (seed, epoch, index), so a pass is the same
+    every time; this makes a resumed run's skipped batches and the rest of its epoch bitwise
+    those of an uninterrupted run provided every pass yields the batches the trainer plans:
+    each worker's share a multiple of the batch size (samples_per_epoch a multiple of
+    batch_size * max(1, num_workers)), at least one shard per worker and one process.
+    Unreadable rows are logged and skipped, counted on the next sample yielded (bad_samples).
+    Evaluation (train=False): one pass over the stream in order, None for an unreadable row
+    (``collate`` leaves it out and counts it in left_out). Every other argument is MediaDataset's.
+    """
+
+    def __init__(self, source: Callable[[], datasets.IterableDataset] = gin.REQUIRED,
+                 samples_per_epoch: int = gin.REQUIRED, shuffle_buffer: int = 256, **kwargs):
+        if samples_per_epoch < 1:
+            raise ValueError(f"StreamingMediaDataset.samples_per_epoch must be >= 1, got {samples_per_epoch}")
+        super().__init__(source, **kwargs)
+        self.samples_per_epoch, self.shuffle_buffer = samples_per_epoch, shuffle_buffer
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __getitem__(self, index: int):
+        raise TypeError("StreamingMediaDataset is iterable only")
+
+    def __iter__(self) -> Iterator[dict | list[dict] | None]:
+        worker = torch.utils.data.get_worker_info()
+        workers, rank = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+        if not self.train:
+            for position, row in enumerate(self.rows):
+                clips = self.read_or_report(row, position * workers + rank)
+                yield None if clips is None else self.sample(clips, 0)
+            return
+        share = self.samples_per_epoch // workers + (rank < self.samples_per_epoch % workers)
+        yielded = skipped = position = 0
+        for round_ in itertools.count():
+            before = yielded
+            for row in self._shuffled(round_):
+                if yielded == share:
+                    return
+                clips = self.read_or_report(row, position * workers + rank)
+                position += 1
+                if clips is None:
+                    skipped += 1
+                    continue
+                yield self.sample(clips, skipped)
+                yielded, skipped = yielded + 1, 0
+            if yielded == share or position == 0:  # done, or this worker holds no shard
+                return
+            if yielded == before:
+                raise MediaError(f"{position} rows", "no row of this worker's shards could be read: the warnings "
+                                                     "above name the files and why")
+
+    def _shuffled(self, round_: int) -> datasets.IterableDataset:
+        """This worker's rows, shuffled by a seed derived from (seed, epoch, round)."""
+        seed = int(np.random.SeedSequence([self.seed, self.epoch, round_]).generate_state(1)[0])
+        return self.rows.shuffle(seed=seed, buffer_size=self.shuffle_buffer)

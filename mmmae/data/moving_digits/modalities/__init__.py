@@ -1,0 +1,1 @@
+"""One renderer per MovingDigits modality; each module registers its own (modality_renderers.py)."""
