@@ -17,6 +17,7 @@ from mmmae.types import (
     ModalityOutput,
     ModelOutput,
     Objective,
+    Target,
     Tokenizer,
     Tokens,
     gather_tokens,
@@ -36,21 +37,29 @@ class Modality(nn.Module):
     cls_token: a learned class token `cls_token` (1, 1, D) (MAE, MAE-ST, AudioMAE; its position
     folded in) put before this modality's kept tokens in the encoder and taken out after it:
     ModalityOutput.cls, and the decoder's `cls` argument (MaskTokenDecoder.cls_token).
+    target: where Tokens.target comes from (mmmae/targets/, e.g. `@video/TeacherTokens()`), or None
+    for the tokenizer's own (normalised pixels); the decoder predicts `target_dim` values a token.
     """
 
     def __init__(self, name: str, tokenizer: Tokenizer, masker: Masker | None = None, decoder: Callable | None = None,
-                 cls_token: bool = False):
+                 cls_token: bool = False, target: Target | None = None):
         super().__init__()
         self.name = name
         self.tokenizer = tokenizer
         self.masker = NoMasking() if masker is None else masker
+        self.target = target  # not a submodule: a teacher's weights stay out of the student's
         hides_tokens = not isinstance(self.masker, NoMasking)
-        self.decoder = decoder(in_dim=tokenizer.dim, out_dim=tokenizer.target_dim) if decoder and hides_tokens else None
+        self.decoder = decoder(in_dim=tokenizer.dim, out_dim=self.target_dim) if decoder and hides_tokens else None
         self.embedding = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, tokenizer.dim), std=0.02))
         if cls_token:
             self.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, tokenizer.dim), std=0.02))
         else:
             self.cls_token = None
+
+    @property
+    def target_dim(self) -> int:
+        """P, the values a decoder predicts per token: the target's dim, else the tokenizer's."""
+        return self.tokenizer.target_dim if self.target is None else self.target.dim
 
     def with_cls(self, tokens: torch.Tensor, valid: torch.Tensor | None
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -72,8 +81,9 @@ class Modality(nn.Module):
             raise BindingProblem(f"modality {self.name!r}: {message}",
                                  [("masker chosen in", f"{self.name}/Modality.masker")]) from error
 
-    def tokenize(self, inputs) -> Tokens:
-        """Tokens of this modality's batch entry; a bad input raises a BindingProblem naming the
+    def tokenize(self, inputs, with_target: bool = True) -> Tokens:
+        """Tokens of this modality's batch entry, their target from `target` when it is set and
+        with_target (encoding alone needs none); a bad input raises a BindingProblem naming the
         modality (and the tokenizer's patch binding, when the patch does not fit)."""
         try:
             tokens = self.tokenizer(inputs)
@@ -81,6 +91,8 @@ class Modality(nn.Module):
             patch = f"{self.name}/{type(self.tokenizer).__name__}.patch"
             raise BindingProblem(f"modality {self.name!r}: {error}",
                                  [("patch set in", patch)] if "patch" in str(error) else []) from error
+        if self.target is not None and with_target:
+            tokens.target = self.target(inputs, tokens)
         tokens.embed = tokens.embed + self.embedding.to(tokens.embed.dtype)
         return tokens
 
@@ -191,7 +203,7 @@ class MaskedAutoencoder(nn.Module):
     def encode(self, batch: dict, modality: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """All tokens of one modality, unmasked, encoded alone: ((B, N, D), valid (B, N) bool or None).
         A class token (Modality.cls_token) takes part but is not returned."""
-        tokens = self.modalities[modality].tokenize(batch[modality])
+        tokens = self.modalities[modality].tokenize(batch[modality], with_target=False)
         encoded, _, _ = self.run_encoder({modality: tokens.embed}, {modality: None}, {modality: tokens.valid})
         return encoded[modality], tokens.valid
 

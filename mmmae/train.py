@@ -108,10 +108,11 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 def save_figures(model: MaskedAutoencoder, batch: dict, out: ModelOutput, run_dir: Path, step: int) -> None:
     """A reconstruction PNG of every decoded modality that can be drawn (mmmae.viz_reconstruction:
-    clips, spectrograms, IMU signals, captions), on the batch's first sample that has it."""
+    clips, spectrograms, IMU signals, captions), on the batch's first sample that has it; none of a
+    modality whose target is not its tokenizer's (Modality.target: a teacher's features are not drawn)."""
     for name, output in out.outputs.items():
         present = output.present.nonzero().flatten()
-        if not len(present):
+        if not len(present) or model.modalities[name].target is not None:
             continue
         sample = int(present[0])
         figure = reconstruction_figure(model.modalities[name].tokenizer, batch[name], output, sample,

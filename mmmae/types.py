@@ -83,6 +83,27 @@ class Tokenizer(Protocol):
 
 
 @runtime_checkable
+class Target(Protocol):
+    """A modality's reconstruction target from elsewhere than its tokenizer (Modality.target, e.g. a
+    frozen teacher's tokens): its batch entry and its Tokens -> (B, N, P) on the tokens' grid, with
+    no gradient; `dim` is P, the width its decoder predicts."""
+
+    dim: int
+
+    def __call__(self, inputs, tokens: Tokens) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class EmbeddingTarget(Protocol):
+    """One embedding per sample of a modality's batch entry (a teacher's pooled embedding,
+    mmmae/targets/teacher_embedding.py): inputs -> (B, E), no gradient; `dim` is E."""
+
+    dim: int
+
+    def __call__(self, inputs) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class Masker(Protocol):
     """(tokens, batch, rng) -> MaskPlan; its randomness comes only from rng (see MaskRNG)."""
 

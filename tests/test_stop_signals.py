@@ -20,7 +20,16 @@ from tests.conftest import MICRO_GIN
 LONG_RUN = ["pretrain.steps = 60", "pretrain.save_every = 1000", "pretrain.log_every = 1"]
 
 
-def test_first_signal_is_recorded_and_a_second_stops_at_once():
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler while the test runs, whatever the runner left (a job started in the
+    background by a shell, as `nohup ... &` does, inherits SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_first_signal_is_recorded_and_a_second_stops_at_once(python_ctrl_c):
     with SignalWatch() as watch:
         signal.raise_signal(signal.SIGINT)
         assert watch.received == signal.SIGINT

@@ -86,7 +86,7 @@ class CrossViewDecoder(nn.Module):
         self.mask_token = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, dim), std=0.02))
         self.blocks = nn.ModuleList([CrossSelfBlock(dim, heads, mlp_ratio, dropout) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.head = nn.Linear(dim, modalities[target].tokenizer.target_dim)
+        self.head = nn.Linear(dim, modalities[target].target_dim)
 
     def forward(self, encoded: dict[str, torch.Tensor], tokens: dict[str, Tokens], plans: dict[str, MaskPlan],
                 present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

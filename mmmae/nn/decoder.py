@@ -8,7 +8,7 @@ from torch import nn
 
 from mmmae.nn.blocks import Transformer
 from mmmae.nn.pos_embed import position_table
-from mmmae.types import MaskPlan
+from mmmae.types import MaskPlan, gather_tokens
 
 CLS_MODES = (None, "encoded", "learned")
 
@@ -27,6 +27,10 @@ class MaskTokenDecoder(nn.Module):
     position row); 'learned' is `cls_embed` alone (MAE-ST's decoder_cls_token + its position).
     checkpointing: while training, run each block under activation checkpointing (trades
     recomputing its forward in the backward pass for not storing its activations).
+    shuffle: VideoPrism's token shuffling: the encoded tokens are permuted at random, per sample,
+    before the positions of plan.keep are added, so the decoder cannot copy a visible token to
+    its own position; the mask tokens and the predictions stay at plan.predict, in its order.
+    The permutation draws on torch's global generator (as drop_path does), seeded by the trainer.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class MaskTokenDecoder(nn.Module):
         embed_bias: bool = False,
         cls_token: str | None = None,
         checkpointing: bool = False,
+        shuffle: bool = False,
     ):
         super().__init__()
         if cls_token not in CLS_MODES:
@@ -54,6 +59,7 @@ class MaskTokenDecoder(nn.Module):
         self.pos_embed = pos_embed
         self.positions = position_table(pos_embed, dim, pos_grid, owner="MaskTokenDecoder.pos_embed")
         self.cls_token = cls_token
+        self.shuffle = shuffle
         if cls_token is not None:
             self.cls_embed = nn.Parameter(torch.zeros(1, 1, dim) if cls_token == "encoded"
                                           else nn.init.trunc_normal_(torch.empty(1, 1, dim), std=0.02))
@@ -63,6 +69,8 @@ class MaskTokenDecoder(nn.Module):
         """encoded (B, K, in_dim) at plan.keep (and the encoder's class output cls (B, in_dim)
         when cls_token='encoded') -> predictions (B, Q, out_dim) at plan.predict."""
         x = self.embed(encoded)
+        if self.shuffle:
+            x = gather_tokens(x, torch.rand(x.shape[:2], device=x.device).argsort(dim=1))
         pos = self.positions(grid, x.device).to(x.dtype)
         parts = [x + pos[plan.keep], self.mask_token.to(x.dtype) + pos[plan.predict]]
         if self.cls_token == "encoded":

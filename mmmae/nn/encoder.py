@@ -85,8 +85,8 @@ class Encoder(nn.Module):
         return pooled if self.pool_norm is None else self.pool_norm(pooled)
 
     def forward(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
-                valid: dict[str, torch.Tensor | None] | None = None, drop_tokens: bool = True
-                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+                valid: dict[str, torch.Tensor | None] | None = None, drop_tokens: bool = True,
+                blocks: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """parts {m: (B, K_m, D)}, present {m: (B,) bool, or None when every sample has m},
         valid {m: (B, K_m) bool, or None when nothing is padded} -> ({m: (B, K_m, D)},
         {m: (B, K_m) bool}): the encodings, zeros where a token took no part (absent samples,
@@ -94,45 +94,59 @@ class Encoder(nn.Module):
 
         When every present and valid is None, every token takes part: the blocks run on the
         dense (B, K_m, D) tensors, with no packing and no look at the masks' values.
-        drop_tokens=False keeps `sparsify` from dropping any (a full view of every token)."""
+        drop_tokens=False keeps `sparsify` from dropping any (a full view of every token).
+        blocks: the tokens after the first `blocks` blocks (modality-specific ones first), without
+        the final norm (a teacher's intermediate tokens); None: after every block and the norm."""
+        depth = len(self.blocks) + self.specific_depth
+        if blocks is not None and not 1 <= blocks <= depth:
+            raise ValueError(f"the tokens after block {blocks}: the encoder has blocks 1..{depth}")
+        shared = len(self.blocks) if blocks is None else max(blocks - self.specific_depth, 0)
         parts = dict(parts)
-        for m, blocks in self.specific.items():
+        for m, specific in self.specific.items():
             if m in parts:
-                for block in blocks:
+                for block in specific[:blocks]:
                     parts[m] = self.apply_block(block, parts[m])
         everyone = all(present[m] is None and (valid is None or valid.get(m) is None) for m in parts)
         sparsify = self.sparsify if self.training and drop_tokens else None
+        norm = self.norm if blocks is None else nn.Identity()
         if everyone and sparsify is None:
-            return self.dense(parts)
-        return self.packed(parts, present, valid, sparsify)
+            return self.dense(parts, shared, norm)
+        return self.packed(parts, present, valid, sparsify, shared, norm)
+
+    @property
+    def specific_depth(self) -> int:
+        """How many modality-specific blocks come before the shared ones."""
+        return len(next(iter(self.specific.values()), []))
 
     def apply_block(self, block: Block, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
         """block(x, packing), checkpointed while training with `checkpointing`."""
         return run_block(block, x, packing, checkpointing=self.checkpointing and self.training)
 
-    def dense(self, parts: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Every token takes part: separate blocks on each (B, K_m, D), joint ones on their
-        concatenation (B, sum K_m, D)."""
-        for block in self.blocks[: self.joint_from]:
+    def dense(self, parts: dict[str, torch.Tensor], shared: int, norm: nn.Module
+              ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Every token takes part: the first `shared` shared blocks, separate ones on each
+        (B, K_m, D), joint ones on their concatenation (B, sum K_m, D), then `norm`."""
+        for block in self.blocks[: min(self.joint_from, shared)]:
             parts = {m: self.apply_block(block, x) for m, x in parts.items()}
-        if self.joint_from < len(self.blocks):
+        if self.joint_from < shared:
             x = torch.cat(list(parts.values()), dim=1)
-            for block in self.blocks[self.joint_from :]:
+            for block in self.blocks[self.joint_from : shared]:
                 x = self.apply_block(block, x)
             parts = dict(zip(parts, x.split([p.shape[1] for p in parts.values()], dim=1)))
         masks = {m: torch.ones(p.shape[:2], dtype=torch.bool, device=p.device) for m, p in parts.items()}
-        return {m: self.norm(x) for m, x in parts.items()}, masks
+        return {m: norm(x) for m, x in parts.items()}, masks
 
     def packed(self, parts: dict[str, torch.Tensor], present: dict[str, torch.Tensor | None],
-               valid: dict[str, torch.Tensor | None] | None, sparsify: TokenSparsification | None = None
-               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+               valid: dict[str, torch.Tensor | None] | None, sparsify: TokenSparsification | None, shared: int,
+               norm: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Tokens of every modality and sample back to back (mmmae.nn.packing), those that take
-        no part left out; `sparsify` (None: none) drops more after its layer."""
+        no part left out, through the first `shared` shared blocks and `norm`; `sparsify` (None:
+        none) drops more after its layer."""
         shapes = {m: p.shape[:2] for m, p in parts.items()}
         masks = token_masks(parts, present, valid)
         layout = PackedLayout(masks, next(iter(parts.values())).device)
         x = layout.pack(parts)
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(self.blocks[:shared]):
             if sparsify is not None and i == sparsify.after_layer:
                 parts = layout.unpack(x, shapes)
                 masks = sparsify.select(block, parts, {m: mask.to(x.device) for m, mask in masks.items()},
@@ -140,4 +154,4 @@ class Encoder(nn.Module):
                 layout = PackedLayout(masks, x.device)
                 x = layout.pack(parts)
             x = self.apply_block(block, x, layout.joint if i >= self.joint_from else layout.separate)
-        return layout.unpack(self.norm(x), shapes), {m: mask.to(x.device) for m, mask in layout.masks.items()}
+        return layout.unpack(norm(x), shapes), {m: mask.to(x.device) for m, mask in layout.masks.items()}

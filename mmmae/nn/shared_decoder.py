@@ -22,7 +22,7 @@ class FusedDecoder(nn.Module):
         self.mask_token = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, dim), std=0.02))
         self.modality_embed = nn.ParameterDict(
             {name: nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, dim), std=0.02)) for name in modalities})
-        self.heads = nn.ModuleDict({name: nn.Linear(dim, m.tokenizer.target_dim) for name, m in modalities.items()})
+        self.heads = nn.ModuleDict({name: nn.Linear(dim, m.target_dim) for name, m in modalities.items()})
         self.transformer = Transformer(dim, depth, heads)
         self.pos_embed = pos_embed
 

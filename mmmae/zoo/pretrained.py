@@ -20,15 +20,18 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import gin
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mmmae import __version__
+from mmmae import config as mmmae_config
 from mmmae.checkpoint import MODEL_FILE
 from mmmae.config import OPERATIVE_CONFIG, parse_config
 from mmmae.model import MaskedAutoencoder
@@ -158,6 +161,26 @@ def build_model(config: str | Path, overrides: Sequence[str] = ()) -> MaskedAuto
         path.write_text(config)
         parse_config([str(path)], overrides)
         return MaskedAutoencoder()
+
+
+@contextmanager
+def gin_config_kept() -> Iterator[None]:
+    """Whatever gin parses and builds inside (a teacher's config.gin, while the student's model is
+    being built) leaves the global config as it found it: bindings, operative config, imports,
+    singletons, lock, the files mmmae.config says were parsed, and the active scopes (cleared inside)."""
+    config = gin.config
+    state = [config._CONFIG, config._OPERATIVE_CONFIG, config._IMPORTS, config._SINGLETONS, mmmae_config._parsed]
+    saved = [{k: v.copy() if isinstance(v, dict | list) else v for k, v in part.items()} if isinstance(part, dict)
+             else set(part) for part in state]
+    locked = config.config_is_locked()
+    try:
+        with gin.config_scope(None):
+            yield
+    finally:
+        for live, kept in zip(state, saved, strict=True):
+            live.clear()
+            live.update(kept)
+        config._set_config_is_locked(locked)
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

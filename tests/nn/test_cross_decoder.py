@@ -27,8 +27,8 @@ def rounding(reference: torch.Tensor) -> float:
 
 
 def modalities(width: int = 16):
-    return {"view1": SimpleNamespace(tokenizer=SimpleNamespace(dim=16, target_dim=12)),
-            "view2": SimpleNamespace(tokenizer=SimpleNamespace(dim=width, target_dim=5))}
+    return {"view1": SimpleNamespace(tokenizer=SimpleNamespace(dim=16, target_dim=12), target_dim=12),
+            "view2": SimpleNamespace(tokenizer=SimpleNamespace(dim=width, target_dim=5), target_dim=5)}
 
 
 def decoder(**kwargs) -> CrossViewDecoder:

@@ -136,3 +136,25 @@ def test_padding_and_sparsification_still_pack_without_presence_flags():
     assert not out["video"][~valid["video"]].any()
     sparse = encoder(fusion="joint", sparsify=TokenSparsification(after_layer=1, keep=0.5)).train()
     assert sparse(parts, {m: None for m in parts})[1]["video"].sum(dim=1).tolist() == [2, 2, 2]
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(fusion="mid", fusion_layers=1, specific_layers=1)])
+def test_the_tokens_after_a_block_are_the_first_blocks_without_the_norm(kwargs):
+    enc, (parts, _) = encoder(**kwargs), inputs()
+    for blocks in (1, 2, 3):
+        got, _ = enc(parts, {m: None for m in parts}, blocks=blocks)
+        x = dict(parts)
+        for i in range(blocks):
+            if i < enc.specific_depth:
+                x = {m: enc.specific[m][i](v) for m, v in x.items()}
+            elif i - enc.specific_depth < enc.joint_from:
+                x = {m: enc.blocks[i - enc.specific_depth](v) for m, v in x.items()}
+            else:
+                joint = enc.blocks[i - enc.specific_depth](torch.cat(list(x.values()), dim=1))
+                x = dict(zip(x, joint.split([5, 3], dim=1)))
+        for m in parts:
+            torch.testing.assert_close(got[m], x[m], rtol=0, atol=0)
+    full, _ = enc(parts, {m: None for m in parts})
+    assert torch.equal(full["video"], enc(parts, {m: None for m in parts})[0]["video"])
+    with pytest.raises(ValueError, match=r"the tokens after block 4: the encoder has blocks 1..3"):
+        enc(parts, {m: None for m in parts}, blocks=4)

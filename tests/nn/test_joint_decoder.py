@@ -13,7 +13,7 @@ from tests.float32_bound import rounding_bound
 
 def modalities():
     spec = {"video": 12, "audio": 7}
-    return {m: SimpleNamespace(tokenizer=SimpleNamespace(dim=16, target_dim=p)) for m, p in spec.items()}
+    return {m: SimpleNamespace(tokenizer=SimpleNamespace(dim=16, target_dim=p), target_dim=p) for m, p in spec.items()}
 
 
 def inputs(batch=2):

@@ -1,7 +1,8 @@
-"""Reconstruction MSE over predicted tokens, honouring loss_weight and missing samples."""
+"""Reconstruction over predicted tokens (MSE, cosine, smooth-L1), honouring loss_weight and missing samples."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mmmae.objectives.reconstruction import Reconstruction
 from mmmae.types import MaskPlan, ModalityOutput, Tokens
@@ -53,3 +54,20 @@ def test_an_undecoded_modality_is_named():
     with pytest.raises(ValueError,
                        match=r"video_reconstruction: modality 'video' is not decoded.*video/Modality.decoder"):
         Reconstruction("video")({"video": out}, {})
+
+
+@pytest.mark.parametrize("loss", ["cosine", "smooth_l1"])
+def test_other_distances_per_token(loss):
+    out = output()
+    out.prediction = torch.randn(2, 2, 3, generator=torch.Generator().manual_seed(0))
+    value, _ = Reconstruction("video", loss=loss)({"video": out}, {})
+    target = torch.arange(24, dtype=torch.float32).view(2, 4, 3)
+    picked = torch.stack([target[0, [2, 3]], target[1, [1, 3]]])
+    per_token = (1 - F.cosine_similarity(out.prediction, picked, dim=-1) if loss == "cosine"
+                 else F.smooth_l1_loss(out.prediction, picked, reduction="none").mean(-1))
+    torch.testing.assert_close(value, per_token.mean())
+
+
+def test_an_unknown_loss_names_the_binding():
+    with pytest.raises(ValueError, match=r"Reconstruction.loss = 'l1' is not one of \('mse', 'cosine', 'smooth_l1'\)"):
+        Reconstruction("video", loss="l1")

@@ -2,16 +2,19 @@ import copy
 import json
 from pathlib import Path
 
+import gin
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from mmmae.config import parse_config
 from mmmae.model import MaskedAutoencoder
 from mmmae.zoo.pretrained import (
     PRETRAINING_ONLY,
     build_model,
     encoder_state,
     from_pretrained,
+    gin_config_kept,
     locate,
     push_to_hub,
     save_pretrained,
@@ -206,3 +209,13 @@ def test_the_package_exposes_load_pretrained(micro_model, tmp_path):
     assert isinstance(mmmae.load_pretrained(directory), MaskedAutoencoder)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         mmmae.nothing  # noqa: B018
+
+
+def test_a_model_built_inside_gin_config_kept_leaves_the_config_as_it_was():
+    parse_config([MICRO_GIN], ["pretrain.steps = 7"])
+    before = gin.operative_config_str(), gin.config_str()
+    with gin.config_scope("video"), gin_config_kept():
+        assert build_model(MICRO_CONFIG + "\nENC_DIM = 48").encoder.dim == 48
+        assert gin.query_parameter("pretrain.steps") == 6
+    assert (gin.operative_config_str(), gin.config_str()) == before
+    assert gin.query_parameter("pretrain.steps") == 7 and gin.config_is_locked()
