@@ -3,6 +3,7 @@
 import gin
 import torch
 
+from mmmae.eval.retrieval import pair_projection
 from mmmae.targets.teacher import load_teacher
 from mmmae.types import PairEmbedding
 
@@ -29,13 +30,12 @@ class TeacherEmbedding:
             self.dim = encoder.dim if self.space is None else self.space.embed(modality, probe).shape[-1]
 
     def _pair(self, teacher: str, modality: str, other: str) -> PairEmbedding:
-        pairs = [o for o in self.teacher.model.objectives if isinstance(o, PairEmbedding)]
-        for objective in pairs:
-            if set(objective.modalities) == {modality, other}:
-                return objective
+        """The teacher's contrastive objective between `modality` and `other` (as retrieval finds it)."""
+        if (objective := pair_projection(self.teacher.model, modality, other)) is not None:
+            return objective
+        pairs = [tuple(o.modalities) for o in self.teacher.model.objectives if isinstance(o, PairEmbedding)]
         raise ValueError(f"TeacherEmbedding.contrastive_with = {other!r}: the teacher {teacher!r} has no contrastive "
-                         f"objective between {modality!r} and {other!r} (it has "
-                         f"{[tuple(o.modalities) for o in pairs]})")
+                         f"objective between {modality!r} and {other!r} (it has {pairs})")
 
     @torch.no_grad()
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
