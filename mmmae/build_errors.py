@@ -17,6 +17,11 @@ def build_error(error: Exception) -> ConfigError:
     calls = [(name.rsplit(".", 1)[-1], scope) for name, scope in calls if not name.endswith("pretrain")]
     name, scope = calls[0] if calls else ("", "")
     prefix = f"{scope}/" if scope else ""
+    if required := re.search(r"Required bindings for [`'](.+?)[`'] not provided in config: \[(.*?)\]", message):
+        owner, arguments = required.group(1), [a.strip(" '\"") for a in required.group(2).split(",")]
+        problem = (f"{owner} is built without {', '.join(arguments)}, which it requires: bind "
+                   + " and ".join(f"{owner}.{argument}" for argument in arguments))
+        return binding_error(problem, rf".*@{re.escape(owner)}\b")
     if (missing := re.search(r"No values supplied by Gin or caller for arguments: \[(.*?)\]", message)) and name:
         arguments = [a.strip(" '\"") for a in missing.group(1).split(",")]
         problem = (f"{prefix}{name} is built without {', '.join(arguments)}: bind "
@@ -32,12 +37,17 @@ def build_error(error: Exception) -> ConfigError:
 
 @contextlib.contextmanager
 def build_errors() -> Iterator[None]:
-    """Turn a TypeError, ValueError or KeyError raised inside into build_error's ConfigError."""
+    """Turn a TypeError, ValueError, KeyError or FileNotFoundError raised inside, and gin's RuntimeError for a
+    gin.REQUIRED argument left unbound, into build_error's ConfigError."""
     try:
         yield
     except ConfigError:
         raise
     except BindingProblem as error:
         raise with_bindings(error) from None
-    except (TypeError, ValueError, KeyError) as error:
+    except (TypeError, ValueError, KeyError, FileNotFoundError) as error:
+        raise build_error(error) from None
+    except RuntimeError as error:
+        if "Required bindings for" not in str(error):
+            raise
         raise build_error(error) from None

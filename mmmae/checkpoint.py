@@ -42,6 +42,11 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path
 
 
+def checkpoint_step(path: Path | None) -> int:
+    """The step a checkpoint was saved at (0 for None: no checkpoint)."""
+    return 0 if path is None else json.loads((path / TRAINER_STATE).read_text())["step"]
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)

@@ -1,5 +1,5 @@
-"""`mmmae train | check | describe | eval | export | convert | zoo | viz-mask | validate | shard | bench | demo-media`:
-gin files and bindings in; runs, weights, figures and reports out."""
+"""`mmmae train | chain | check | describe | eval | ttt | export | convert | zoo | viz-mask | validate | shard | bench |
+demo-media`: gin files and bindings in; runs, weights, figures and reports out."""
 
 import argparse
 import json
@@ -38,7 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="pretrain a masked model from gin files")
     _add_gin_flags(train, required=True)
     train.add_argument("--output_dir", required=True, help="run directory (checkpoints, logs, figures, weights)")
-    train.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint; "
+                       "with a larger pretrain.steps (--gin_param), extend a run: the warmup-cosine schedule is "
+                       "recomputed over the new total")
+    train.add_argument("--init_from", help="start from the weights of a run, pretrained folder or zoo model (those "
+                       "matching by name and shape; the rest are reported in init_from.json)")
+    chain = commands.add_parser("chain", help="run the stages a chain file declares (gin/chains/*.gin), each in its "
+                                "own folder; rerun to resume, finished stages are skipped")
+    _add_gin_flags(chain, required=True)
+    chain.add_argument("--output_dir", required=True, help="the chain's folder: chain.json and one folder per stage")
     evaluate = commands.add_parser("eval", help="a model's probes, kNN, fine-tuning and retrievals (gin/eval/*.gin)")
     evaluate.add_argument("--model", "--run_dir", dest="model", required=True,
                           help="a run directory, a pretrained directory or a model-zoo name")
@@ -57,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--batch_size", type=int, help="samples encoded at a time (default 64)")
     extract.add_argument("--tokens", action="store_true", help="every token (N, D) per sample, not the mean (D,)")
     extract.add_argument("--overwrite", action="store_true", help="replace features extracted earlier into output_dir")
+    extract.add_argument("--segment_frames", type=int, help="segment mode: one L2-normalised embedding per window of "
+                         "this many frames of each (long) video of extract_segments.dataset, (L, D) a sample, padded")
+    extract.add_argument("--segment_stride", type=int, help="segment mode: frames between window starts (default: "
+                         "--segment_frames, windows back to back)")
+    ttt = commands.add_parser("ttt", help="test-time training along a stream: masked-reconstruction steps before "
+                              "each prediction of the model's task head, against the model frozen (eval/ttt.gin)")
+    ttt.add_argument("--model", required=True, help="a run directory, a pretrained directory or a model-zoo name, "
+                     "with a Classification head (recipes/ttt_mae.gin)")
+    ttt.add_argument("--output_dir", required=True, help="folder for ttt.jsonl (one line per item), summary.json "
+                     "and config.gin")
+    _add_gin_flags(ttt, required=False)
     check = commands.add_parser("check", help="parse a recipe, build it and run one training step on one batch; "
                                 "print parameters, tokens, step time and memory; write nothing")
     _add_gin_flags(check, required=True)
@@ -246,10 +265,12 @@ def resume_command(args: argparse.Namespace) -> str:
     """The `mmmae train ... --resume` command line that continues the run `args` started, with
     absolute paths so that it works from any folder (gin files found in the package stay as given)."""
     files = [str(Path(f).resolve()) if Path(f).is_file() else f for f in args.gin_file]
-    words = ["mmmae", "train", *[w for f in files for w in ("--gin_file", f)],
+    words = ["mmmae", args.command, *[w for f in files for w in ("--gin_file", f)],
              *[w for p in args.gin_param for w in ("--gin_param", p)],
-             "--output_dir", str(Path(args.output_dir).resolve()), "--resume"]
-    return shlex.join(words)
+             "--output_dir", str(Path(args.output_dir).resolve())]
+    if args.command == "chain":  # a chain resumes by running it again
+        return shlex.join(words)
+    return shlex.join([*words, *(["--init_from", args.init_from] if args.init_from else []), "--resume"])
 
 
 def run_train(args: argparse.Namespace) -> dict:
@@ -257,11 +278,20 @@ def run_train(args: argparse.Namespace) -> dict:
     with another config) exits with its message."""
     from mmmae.train import RunDirError, pretrain
 
-    parse_config(args.gin_file, args.gin_param)
+    parse_config(args.gin_file, [*args.gin_param, *([f"pretrain.init_from = {args.init_from!r}"]
+                                                    if args.init_from else [])])
     try:
         return pretrain(output_dir=args.output_dir, resume=args.resume)
     except RunDirError as error:
         sys.exit(f"mmmae train: {without_gin_calls(error)}")
+
+
+def run_chain_command(args: argparse.Namespace) -> None:
+    """Every stage of the chain, then each stage's summary."""
+    from mmmae.chain import run_chain
+
+    for summary in run_chain(args.output_dir, args.gin_file, args.gin_param):
+        print(format_summary(summary))
 
 
 def run_eval(args: argparse.Namespace) -> dict:
@@ -275,7 +305,8 @@ def run_extract(args: argparse.Namespace) -> None:
 
     flags = {"modality": args.modality, "fmt": args.format, "shard_size": args.shard_size,
              "batch_size": args.batch_size, "pooled": False if args.tokens else None,
-             "overwrite": True if args.overwrite else None}
+             "overwrite": True if args.overwrite else None, "segment_frames": args.segment_frames,
+             "segment_stride": args.segment_stride}
     options = {key: value for key, value in flags.items() if value is not None}  # unset flags leave gin's bindings
     files = extract_run(args.model, args.output_dir, args.gin_file, args.gin_param, **options)
     print("\n".join(extract_lines(files)))
@@ -357,8 +388,19 @@ def run_eval_command(args: argparse.Namespace) -> None:
     print(format_summary(run_eval(args)))
 
 
+def run_ttt_command(args: argparse.Namespace) -> None:
+    """`test_time_train` configured by the model's config.gin, eval/ttt.gin and the flags; prints the summary."""
+    from mmmae.ttt.run import run_ttt
+    from mmmae.ttt.summary import summary_lines
+
+    summary = run_ttt(args.model, args.output_dir, args.gin_file, args.gin_param)
+    steps = summary["settings"]["steps"]
+    print("\n".join([f"test-time training of {args.model} ({summary['settings']['memory']} memory, {steps} "
+                      f"step{'' if steps == 1 else 's'} per item): {args.output_dir}", *summary_lines(summary)]))
+
+
 WEIGHT_COMMANDS = {"zoo": run_zoo, "export": run_export, "convert": run_convert, "extract": run_extract,
-                   "eval": run_eval_command}
+                   "eval": run_eval_command, "ttt": run_ttt_command}
 
 
 def run_weight_command(args: argparse.Namespace) -> None:
@@ -368,7 +410,8 @@ def run_weight_command(args: argparse.Namespace) -> None:
     except BindingProblem as error:  # a binding the model cannot use: where the config set it
         sys.exit(f"mmmae {args.command}: {with_bindings(error)}")
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as error:
-        sys.exit(f"mmmae {args.command}: {error.args[0] if error.args else error}")
+        message = error.args[0] if isinstance(error, KeyError) and error.args else without_gin_calls(error)
+        sys.exit(f"mmmae {args.command}: {message}")
     if code:
         sys.exit(code)
 
@@ -393,15 +436,17 @@ def main(argv: list[str] | None = None) -> None:
             return run_describe(args)
         if args.command == "viz-mask":
             return run_viz_mask(args)
+        if args.command == "chain":
+            return run_chain_command(args)
         if args.command in WEIGHT_COMMANDS:
             return run_weight_command(args)
         summary = run_train(args)
     except ConfigError as error:
         sys.exit(f"mmmae {args.command}: {without_gin_calls(error)}")
     except CheckpointWriteError as error:
-        sys.exit(f"mmmae train: {without_gin_calls(error)}")
+        sys.exit(f"mmmae {args.command}: {without_gin_calls(error)}")
     except StopRequested as stop:
-        print(f"mmmae train: {without_gin_calls(stop)}. To continue: {resume_command(args)}", file=sys.stderr)
+        print(f"mmmae {args.command}: {without_gin_calls(stop)}. To continue: {resume_command(args)}", file=sys.stderr)
         sys.exit(stop.exit_code)
     except KeyboardInterrupt:  # Ctrl-C outside training steps (which stop with a checkpoint instead)
         print(f"\nmmmae {args.command}: interrupted (Ctrl-C)", file=sys.stderr)

@@ -123,10 +123,13 @@ class MaskedAutoencoder(nn.Module):
         self.decoder = decoder(modalities=dict(self.modalities)) if decoder else None
         self.objectives = ObjectiveList(objectives)
         self.full_views = sorted({m for objective in self.objectives for m in objective.full_view_modalities})
-        unknown = [m for m in self.full_views if m not in self.modalities]
-        if unknown:
-            raise ValueError(f"MaskedAutoencoder.objectives ask for full views of {unknown}, which are not among "
-                             f"the modalities {list(self.modalities)}")
+        for objective in self.objectives:
+            read = [getattr(objective, "modality", None), *getattr(objective, "modalities", ())]
+            unknown = [m for m in dict.fromkeys((*read, *objective.full_view_modalities))
+                       if isinstance(m, str) and m not in self.modalities]
+            if unknown:
+                raise ValueError(f"MaskedAutoencoder.objectives: {type(objective).__name__} reads {unknown}, which "
+                                 f"the model does not have (its modalities: {list(self.modalities)})")
         self.apply(init_weights)
 
     def forward(self, batch: dict, rng: MaskRNG) -> ModelOutput:
@@ -134,7 +137,7 @@ class MaskedAutoencoder(nn.Module):
         outputs = self.encode_visible(tokens, plans, batch)
         self.decode(outputs)
         self.encode_full_views(outputs, batch)
-        return self.sum_objectives(outputs, batch)
+        return self.sum_objectives(outputs, batch, rng.step)
 
     def tokenize_and_mask(self, batch: dict, rng: MaskRNG) -> tuple[dict[str, Tokens], dict[str, MaskPlan]]:
         """Every modality's tokens (B, N, D), then every modality's plan (keep (B, K), predict (B, Q))."""
@@ -175,13 +178,10 @@ class MaskedAutoencoder(nn.Module):
                                                   {m: tokens.valid}, drop_tokens=False)
             outputs[m].full, outputs[m].full_mask = full[m], full_mask[m]
 
-    def sum_objectives(self, outputs: dict[str, ModalityOutput], batch: dict) -> ModelOutput:
-        """The weighted sum of the objectives, with every objective's logs and the total as 'loss'."""
-        loss, logs = 0.0, {}
-        for objective in self.objectives:
-            value, objective_logs = objective(outputs, batch)
-            loss = loss + objective.weight * value
-            logs.update(objective_logs)
+    def sum_objectives(self, outputs: dict[str, ModalityOutput], batch: dict, step: int = 0) -> ModelOutput:
+        """The objectives' sum weighted at optimizer step `step`, with every objective's logs and
+        the total as 'loss'."""
+        loss, logs = self.objectives.weighted_sum(outputs, batch, step)
         logs["loss"] = loss
         return ModelOutput(loss, detached(logs), outputs)
 

@@ -4,6 +4,7 @@ import copy
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,11 +19,12 @@ from tqdm.auto import tqdm
 
 from mmmae.build_errors import build_errors
 from mmmae.check import CHECK_BATCH, dry_step
-from mmmae.checkpoint import MODEL_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
+from mmmae.checkpoint import MODEL_FILE, checkpoint_step, latest_checkpoint, load_checkpoint, save_checkpoint
 from mmmae.config import OPERATIVE_CONFIG, binding_error, config_difference
 from mmmae.data.nan_filter import drop_non_finite
 from mmmae.eval.evaluate import evaluations, initial_model, run_evaluations
 from mmmae.eval.label_check import check_labels
+from mmmae.init_from import InitReport, load_matching_weights
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder
 from mmmae.optim import build_optimizer, scaled_lr
@@ -52,15 +54,28 @@ def refuse_existing_run(run_dir: Path, resume: bool) -> None:
                           "pass --resume to continue it or choose another --output_dir")
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, config: str) -> Path | None:
+# Bindings a resumed run may change: its length (extending it) and where its weights first came from
+# (the checkpoint holds them now).
+RESUMABLE_LINES = re.compile(r"^pretrain\.(steps = \d+|init_from = (\\\n\s*)?.*)$", re.MULTILINE)
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, config: str, steps: int) -> Path | None:
     """Check a resumed run's saved config against this one (refuse_existing_run has checked the rest);
-    returns the checkpoint to resume from."""
+    returns the checkpoint to resume from. A config that differs only in `pretrain.steps` extends the
+    run (the schedule is recomputed over the new total; fewer steps than the checkpoint's are refused),
+    and `pretrain.init_from` may be dropped or changed (the checkpoint holds the weights)."""
     saved_config = run_dir / OPERATIVE_CONFIG
     checkpoint = latest_checkpoint(run_dir)
     if resume and saved_config.is_file():
-        difference = config_difference(saved_config.read_text(), config, str(saved_config))
+        saved = saved_config.read_text()
+        difference = config_difference(RESUMABLE_LINES.sub("", saved), RESUMABLE_LINES.sub("", config),
+                                       str(saved_config))
         if difference:
             raise RunDirError(f"--resume refused: {run_dir} was made with a different config:\n{difference}")
+        done = checkpoint_step(checkpoint)
+        if steps < done:
+            raise RunDirError(f"--resume refused: pretrain.steps = {steps}, but {run_dir}'s latest checkpoint is at "
+                              f"step {done}; give at least {done} steps (more extends the run)")
     return checkpoint
 
 
@@ -106,6 +121,16 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
+def initialized_from(net: MaskedAutoencoder, source: str) -> InitReport:
+    """`init_from` into net; a source that cannot be found or read, or that matches no weight, is a
+    ConfigError naming the `pretrain.init_from` binding."""
+    try:
+        return load_matching_weights(net, source)
+    except (FileNotFoundError, ValueError) as error:
+        raise binding_error(f"pretrain.init_from = {source!r}: {error.args[0] if error.args else error}",
+                            r"([\w/]+/)?pretrain\.init_from\s*=") from None
+
+
 def save_figures(model: MaskedAutoencoder, batch: dict, out: ModelOutput, run_dir: Path, step: int) -> None:
     """A reconstruction PNG of every decoded modality that can be drawn (mmmae.viz_reconstruction:
     clips, spectrograms, IMU signals, captions), on the batch's first sample that has it; none of a
@@ -136,6 +161,7 @@ def pretrain(
     resume: bool = False,
     model: Callable[[], MaskedAutoencoder] = gin.REQUIRED,
     dataset: Callable[[], Dataset] = gin.REQUIRED,
+    init_from: str | None = None,
     batch_size: int = 32,
     steps: int = 1000,
     base_lr: float = 1.5e-4,
@@ -164,6 +190,9 @@ def pretrain(
     `accelerate launch --dynamo_backend` sets; the saved weights and evaluations use the
     uncompiled model). The gin
     `evaluations` (probes, retrievals) run at the end on the trained and a fresh model.
+    init_from: a run directory, pretrained folder or zoo name whose weights (those that match by
+    name and shape) the model starts from, reported in init_from.json; ignored when resuming (the
+    checkpoint holds the weights). The random-init evaluations still use the fresh model.
     """
     check_settings({"steps": steps, "batch_size": batch_size, "base_lr": base_lr, "min_lr_ratio": min_lr_ratio,
                     "warmup_steps": warmup_steps, "weight_decay": weight_decay, "betas": betas, "clip_grad": clip_grad,
@@ -183,6 +212,9 @@ def pretrain(
         tasks = evaluations()  # built before the operative config is written, so their bindings are in it
     # The random-init evaluations run on a copy of the initial model: a rebuilt one would share gin singletons.
     initial = copy.deepcopy(net) if tasks else None
+    report = None
+    if init_from is not None and latest_checkpoint(run_dir) is None:
+        report = initialized_from(net, init_from)
     # `mmmae check`'s step, on a small batch: a recipe that cannot train fails here, before the run directory exists.
     dry_step(net, data, min(batch_size, CHECK_BATCH), accelerator.device)
     check_labels(tasks)
@@ -191,11 +223,14 @@ def pretrain(
                             f"batch on each of {accelerator.num_processes} processes; lower it or add samples",
                             r"([\w/]+/)?pretrain\.batch_size\s*=")
     config = gin.operative_config_str()
-    checkpoint = prepare_run_dir(run_dir, resume, config)
+    checkpoint = prepare_run_dir(run_dir, resume, config, steps)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / OPERATIVE_CONFIG).write_text(config)
+        if report is not None:
+            report.write(run_dir)
+            accelerator.print("\n".join(report.lines()))
 
     global_batch = batch_size * accelerator.num_processes * grad_accum
     lr = scaled_lr(base_lr, global_batch)

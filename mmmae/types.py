@@ -1,7 +1,7 @@
 """The contracts of one step (docs/design.md, "Contracts"): what a tokenizer, a masker, a decoder
 and an objective take and give, and what the model returns."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -130,11 +130,12 @@ class ModelDecoder(Protocol):
 
 @runtime_checkable
 class Objective(Protocol):
-    """(outputs {m: ModalityOutput}, batch) -> (loss (), logs {name: ()}); the model adds weight * loss.
+    """(outputs {m: ModalityOutput}, batch) -> (loss (), logs {name: ()}); the model adds weight * loss,
+    `weight` a number or a schedule of the optimizer step (weight(step), e.g. CosineRamp).
 
     full_view_modalities: the modalities it needs encoded whole and alone as well (ModalityOutput.full)."""
 
-    weight: float
+    weight: float | Callable[[int], float]
     full_view_modalities: Sequence[str]
 
     def __call__(self, outputs: dict[str, ModalityOutput], batch: dict

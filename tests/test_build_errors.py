@@ -71,3 +71,11 @@ def test_gin_call_lines_give_the_scope_of_the_binding():
     message = str(build_error(error))
     assert message == ("invalid gin config:\nTubeMasking.ratio = 0.5: bad\n"
                        "  In --gin_param 1: video/TubeMasking.ratio = 0.5")
+
+
+def test_a_required_argument_left_unbound_names_what_to_bind(tmp_path, capsys):
+    message = train(tmp_path, capsys, "MaskedAutoencoder.objectives = [@video/Reconstruction(), @Classification()]")
+    assert message == ("mmmae train: invalid gin config:\nClassification is built without modality, num_classes, "
+                       "in_dim, which it requires: bind Classification.modality and Classification.num_classes and "
+                       "Classification.in_dim\n  In --gin_param 2: MaskedAutoencoder.objectives = "
+                       "[@video/Reconstruction(), @Classification()]")

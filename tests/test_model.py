@@ -104,11 +104,11 @@ def test_full_view_keeps_every_token_when_the_encoder_sparsifies():
     assert not video.mask.all()  # the masked pass did drop tokens
 
 
-def test_a_full_view_of_a_modality_the_model_lacks_is_refused():
+def test_a_full_view_of_a_modality_the_model_lacks_is_refused():  # the objective reads it, full view or not
     parse_config(["recipes/quickstart.gin", MICRO_OVERRIDES],
                  ["video_imu/Contrastive.view = 'full'",
                   "MaskedAutoencoder.modalities = [@video/Modality(), @audio/Modality(), @text/Modality()]"])
-    with pytest.raises(ValueError, match=r"full views of \['imu'\]"):
+    with pytest.raises(ValueError, match=r"reads \['imu'\], which the model does not have"):
         MaskedAutoencoder()
 
 
@@ -197,3 +197,12 @@ def test_an_objective_without_the_protocol_is_refused_naming_what_it_lacks():
 
     with pytest.raises(ValueError, match=r"MaskedAutoencoder.objectives: .* lacks weight, full_view_modalities"):
         MaskedAutoencoder(objectives=[loss])
+
+
+def test_an_objective_reading_a_modality_the_model_lacks_is_refused_at_build():
+    parse_config([MICRO_GIN], ["video_audio/Contrastive.modalities = ['video', 'audio']",
+                               "video_audio/Contrastive.in_dim = 32",
+                               "MaskedAutoencoder.objectives = [@video/Reconstruction(), @video_audio/Contrastive()]"])
+    with pytest.raises(ValueError, match=r"Contrastive reads \['audio'\], which the model does not have \(its "
+                                         r"modalities: \['video'\]\)"):
+        MaskedAutoencoder()

@@ -2,6 +2,7 @@
 
 import errno
 import json
+import shutil
 from pathlib import Path
 
 import gin
@@ -11,6 +12,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 from torch._dynamo.utils import counters
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 import mmmae.checkpoint
 import mmmae.train
@@ -388,3 +390,24 @@ def test_a_read_only_checkpoint_folder_is_named(tmp_path, monkeypatch):
                        ".*checkpoints: read-only file system"):
         train(tmp_path, "pretrain.log_every = 1")
     assert not list((tmp_path / "checkpoints").iterdir())
+
+
+def test_resume_with_more_steps_extends_a_finished_run(uninterrupted, tmp_path):
+    """Only pretrain.steps differs: the run goes on from its last checkpoint, on the cosine schedule
+    recomputed over the new total."""
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted, run)
+    summary = train(run, "pretrain.log_every = 1", "pretrain.steps = 8", resume=True)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 9)) and summary["steps"] == 8
+    assert [r["loss"] for r in records[:6]] == losses(uninterrupted)
+    peak = 2 * records[0]["lr"]  # step 1 of a 2-step warmup runs at half the peak
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
+    schedule = get_cosine_with_min_lr_schedule_with_warmup(optimizer, 2, 8, min_lr_rate=0.0)
+    expected = []
+    for _ in range(8):
+        optimizer.step()
+        schedule.step()
+        expected.append(schedule.get_last_lr()[0])
+    assert [r["lr"] for r in records[6:]] == pytest.approx(expected[6:], rel=1e-6)
+    assert "pretrain.steps = 8" in (run / "config.gin").read_text()

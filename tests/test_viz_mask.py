@@ -8,11 +8,12 @@ from torch.utils.data import default_collate
 
 from mmmae.cli import main
 from mmmae.config import parse_config
+from mmmae.masking.padded import PaddedRandomMasking
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder
 from mmmae.types import MaskPlan, Tokens
 from mmmae.viz import masked_input
-from mmmae.viz_mask import mask_figure, token_counts
+from mmmae.viz_mask import mask_each_sample, mask_figure, token_counts
 from tests.test_recipes import MICRO
 from tests.test_viz_figure import drawn_outside
 
@@ -80,3 +81,36 @@ def test_the_title_counts_only_real_tokens_and_gives_ranges_where_samples_differ
     padded = Tokens(embed=torch.zeros(2, 4, 1), target=None, grid=(4,),
                     valid=torch.tensor([[True, True, True, False], [True, True, True, True]]))
     assert token_counts(padded, plan) == "per sample 1-2 of 3-4 tokens seen by the encoder, 2 predicted by the decoder"
+
+
+@pytest.mark.parametrize("recipe", ["recipes/quickstart.gin", "recipes/tgm.gin", "recipes/video_text.gin"])
+def test_a_samples_masks_do_not_depend_on_how_many_samples_are_drawn(recipe):
+    parse_config([recipe, MICRO])
+    dataset = gin.query_parameter("pretrain.dataset").scoped_configurable_fn()
+    model = gin.query_parameter("pretrain.model").scoped_configurable_fn().eval()
+    plans = {}
+    for samples in (2, 4):
+        batch = default_collate([dataset[i] for i in range(samples)])
+        for position, (name, modality) in enumerate(model.modalities.items()):
+            tokens = modality.tokenize(batch[name])
+            plans[name, samples] = mask_each_sample(modality, position, tokens, batch, seed=3)
+    for name in model.modalities:
+        two, four = plans[name, 2], plans[name, 4]
+        assert torch.equal(two.keep, four.keep[:2]) and torch.equal(two.predict, four.predict[:2]), name
+    assert not torch.equal(plans[name, 4].keep[0], plans[name, 4].keep[1])  # yet the samples differ
+
+
+def test_padded_samples_of_different_lengths_keep_padding_up_to_the_widest():
+    class Padded:  # a modality whose masker keeps a share of each sample's valid tokens
+        def mask(self, tokens, batch, rng):
+            return PaddedRandomMasking(0.5)(tokens, batch, rng)
+
+    valid = torch.arange(8)[None] < torch.tensor([[3], [8]])  # 3 and 8 valid tokens of 8
+    tokens = Tokens(embed=torch.zeros(2, 8, 4), target=torch.zeros(2, 8, 4), grid=(8,), valid=valid)
+    plan = mask_each_sample(Padded(), 0, tokens, {}, seed=0)
+    assert plan.keep.shape == (2, 4) and plan.predict.shape == (2, 4)  # sample 1 keeps 4 of 8; sample 0 1 of 3
+    assert valid[0, plan.keep[0]].sum() == 1 and valid[1, plan.keep[1]].all()
+    for sample in range(2):
+        assert sorted(plan.keep[sample].tolist() + plan.predict[sample].tolist()) == list(range(8))
+    assert token_counts(tokens, plan) == ("per sample 1-4 of 3-8 tokens seen by the encoder, 2-4 predicted by the "
+                                          "decoder")

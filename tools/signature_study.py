@@ -54,9 +54,11 @@ ARMS = (
     *(Arm(f"frame {r}", "frame", FRAMES, (f"video/RandomMasking.ratio = {r}",), r) for r in (0.5, 0.75, 0.9)),
     Arm("video only", "modalities", VIDEO, steps=240),
     Arm("multimodal", "modalities", MULTIMODAL, steps=240),
-    # Training length: the tube arms again at 10x the steps (0.9 also at 1000).
+    # Training length: the tube and frame arms again at 10x the steps (tube 0.9 also at 1000).
     *(Arm(f"tube {r} {n} steps", "tube", VIDEO, (f"video/TubeMasking.ratio = {r}",), r, n)
       for r, n in ((0.9, 1000), (0.9, 3000), (0.75, 3000), (0.5, 3000))),
+    *(Arm(f"frame {r} 3000 steps", "frame", FRAMES, (f"video/RandomMasking.ratio = {r}",), r, 3000)
+      for r in (0.5, 0.75, 0.9)),
 )
 SEEDS = (0, 1)
 PROBE = {"train": 2048, "test": 1024}  # as data/moving_digits.gin

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from mmmae.data.transforms import random_resized_box
 
 
-def _passthrough(sample: dict, source: str, keys: tuple[str, str]) -> dict:
+def passthrough(sample: dict, source: str, keys: tuple[str, str]) -> dict:
     """The sample's scalar side channels, and each view's presence flag."""
     out = {k: v for k, v in sample.items()
            if isinstance(v, (int, float, str)) or (isinstance(v, torch.Tensor) and v.ndim == 0)}
@@ -26,7 +26,7 @@ def _passthrough(sample: dict, source: str, keys: tuple[str, str]) -> dict:
     return out
 
 
-def _clip(owner: str, sample: dict, source: str) -> torch.Tensor:
+def clip_of(owner: str, sample: dict, source: str) -> torch.Tensor:
     clip = sample.get(source)
     if not isinstance(clip, torch.Tensor) or clip.ndim != 4:
         got = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
@@ -42,7 +42,7 @@ def _check_keys(owner: str, keys) -> tuple[str, str]:
     return keys
 
 
-def _check_range(owner: str, binding: str, bounds, low: float, high: float) -> tuple[float, float]:
+def check_range(owner: str, binding: str, bounds, low: float, high: float) -> tuple[float, float]:
     bounds = tuple(float(b) for b in bounds)
     if len(bounds) != 2 or not low < bounds[0] <= bounds[1] <= high:
         raise ValueError(f"{owner}.{binding} = {bounds}: need ({low} <) min <= max (<= {high})")
@@ -78,8 +78,8 @@ class FramePairs(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.dataset[index]
-        clip = _clip("FramePairs", sample, self.source)
-        out = _passthrough(sample, self.source, self.keys)
+        clip = clip_of("FramePairs", sample, self.source)
+        out = passthrough(sample, self.source, self.keys)
         for key, frame in zip(self.keys, self.frames(index, clip.shape[1])):
             out[key] = clip[:, frame : frame + 1].clone()
             out[f"{key}_frame"] = torch.tensor(frame, dtype=torch.int64)
@@ -104,9 +104,9 @@ class CropPairs(Dataset):
                  local_area: tuple[float, float] = (0.3, 0.6), ratio: tuple[float, float] = (3 / 4, 4 / 3),
                  size: int | tuple[int, int] | None = None, keys: tuple[str, str] = ("view1", "view2"),
                  source: str = "video", seed: int = 0):
-        self.global_area = _check_range("CropPairs", "global_area", global_area, 0.0, 1.0)
-        self.local_area = _check_range("CropPairs", "local_area", local_area, 0.0, 1.0)
-        self.ratio = _check_range("CropPairs", "ratio", ratio, 0.0, math.inf)
+        self.global_area = check_range("CropPairs", "global_area", global_area, 0.0, 1.0)
+        self.local_area = check_range("CropPairs", "local_area", local_area, 0.0, 1.0)
+        self.ratio = check_range("CropPairs", "ratio", ratio, 0.0, math.inf)
         size = (size, size) if isinstance(size, int) else size
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise ValueError(f"CropPairs.size = {size}: need a positive int, (H, W) or None")
@@ -129,7 +129,7 @@ class CropPairs(Dataset):
         from torchvision.transforms.v2.functional import resized_crop
 
         sample = self.dataset[index]
-        clip = _clip("CropPairs", sample, self.source)
+        clip = clip_of("CropPairs", sample, self.source)
         frames, height, width = clip.shape[1:]
         size = list(self.size or (height, width))
         frame, global_box, local_box = self.boxes(index, frames, height, width)
@@ -139,7 +139,7 @@ class CropPairs(Dataset):
         top, left, h, w = global_box
         scale = torch.tensor([h / size[0], w / size[1]] * 2, dtype=torch.float64)
         local_in_frame = torch.tensor(local_box, dtype=torch.float64) * scale + torch.tensor([top, left, 0, 0])
-        out = _passthrough(sample, self.source, self.keys)
+        out = passthrough(sample, self.source, self.keys)
         for key, view, box in zip(self.keys, (global_view, local_view),
                                   (torch.tensor(global_box, dtype=torch.float64), local_in_frame)):
             out[key] = view[:, None]

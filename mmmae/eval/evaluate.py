@@ -19,27 +19,33 @@ from tqdm.auto import tqdm
 from mmmae.config import ConfigError, parse_config
 from mmmae.eval.attentive_probe import AttentiveProbe
 from mmmae.eval.features import shared_features
+from mmmae.eval.few_shot import FewShot
 from mmmae.eval.finetune import FineTune
+from mmmae.eval.forgery import LateFusionDetection
 from mmmae.eval.knn import KNN
 from mmmae.eval.linear_probe import LinearProbe
 from mmmae.eval.retrieval import Retrieval
+from mmmae.eval.segmentation import TemporalSegmentation
 from mmmae.model import MaskedAutoencoder
 from mmmae.zoo.pretrained import PretrainedFiles, load_weights, locate
 
-BINDINGS = "evaluations.probes, evaluations.attentive_probes, evaluations.knn, evaluations.finetunes or " \
-           "evaluations.retrievals"
+BINDINGS = "evaluations.probes, evaluations.attentive_probes, evaluations.knn, evaluations.finetunes, " \
+           "evaluations.retrievals, evaluations.forgery, evaluations.few_shot or evaluations.segmentations"
 
 
 @gin.configurable(module="mmmae")
 def evaluations(probes: Sequence[LinearProbe] = (), retrievals: Sequence[Retrieval] = (),
                 attentive_probes: Sequence[AttentiveProbe] = (), knn: Sequence[KNN] = (),
-                finetunes: Sequence[FineTune] = ()) -> list:
+                finetunes: Sequence[FineTune] = (), forgery: Sequence[LateFusionDetection] = (),
+                few_shot: Sequence[FewShot] = (), segmentations: Sequence[TemporalSegmentation] = ()) -> list:
     """The evaluations a config lists, in this order: probes, attentive_probes, knn, finetunes,
-    retrievals; e.g. `evaluations.probes = [@imu/LinearProbe()]` with `imu/LinearProbe.modality
-    = 'imu'`, `evaluations.knn = [@KNN()]`, `evaluations.retrievals = [@Retrieval()]` (gin/eval/
-    has one file per kind). `pretrain` runs them at the end of training; `mmmae eval` on a
-    finished run or pretrained model."""
-    return [*probes, *attentive_probes, *knn, *finetunes, *retrievals]
+    retrievals, forgery, few_shot, segmentations; e.g. `evaluations.probes = [@imu/LinearProbe()]` with
+    `imu/LinearProbe.modality = 'imu'`, `evaluations.knn = [@KNN()]`, `evaluations.retrievals =
+    [@Retrieval()]`, `evaluations.forgery = [@LateFusionDetection()]`, `evaluations.few_shot =
+    [@FewShot()]`, `evaluations.segmentations = [@TemporalSegmentation()]` (gin/eval/ has one file
+    per kind). `pretrain` runs them at the end of training; `mmmae eval` on a finished run or
+    pretrained model."""
+    return [*probes, *attentive_probes, *knn, *finetunes, *retrievals, *forgery, *few_shot, *segmentations]
 
 
 def run_evaluations(model: torch.nn.Module, tasks: Sequence[Callable[[torch.nn.Module], dict]],

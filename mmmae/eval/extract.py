@@ -35,7 +35,7 @@ INDEX_FILE = "index.json"
 FORMAT_NAME, FORMAT_VERSION = "mmmae-features", 1
 
 
-def _write_shard(directory: Path, number: int, arrays: dict[str, np.ndarray], fmt: str) -> dict[str, str]:
+def write_shard(directory: Path, number: int, arrays: dict[str, np.ndarray], fmt: str) -> dict[str, str]:
     """Write one shard; returns {array name: file name}."""
     stem = f"shard-{number:05d}"
     if fmt == "safetensors":
@@ -47,14 +47,14 @@ def _write_shard(directory: Path, number: int, arrays: dict[str, np.ndarray], fm
     return files
 
 
-def _clear_previous(directory: Path, overwrite: bool) -> None:
+def clear_previous(directory: Path, overwrite: bool) -> None:
     """Remove an earlier extraction's files (listed by its index), or refuse without `overwrite`."""
     index = directory / INDEX_FILE
     if not index.exists():
         return
     if not overwrite:
         raise FileExistsError(f"{index} exists: features were already extracted into {directory} "
-                              "(pass overwrite=True to replace them)")
+                              "(pass --overwrite, extract_features.overwrite = True, to replace them)")
     for shard in json.loads(index.read_text())["shards"]:
         for name in set(shard["files"].values()):
             (directory / name).unlink(missing_ok=True)
@@ -77,13 +77,13 @@ def extract_features(model, dataset: Dataset = gin.REQUIRED, modality: str = "vi
     check_modality(model, modality, "extract_features")
     directory = Path(output_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    _clear_previous(directory, overwrite)
+    clear_previous(directory, overwrite)
     pending: dict[str, list[np.ndarray]] = {}
     shards, written, absent, index_source = [], [], 0, "position"
 
     def flush(count: int) -> None:
         joined = {name: np.concatenate(parts) for name, parts in pending.items()}
-        files = _write_shard(directory, len(shards), {name: a[:count] for name, a in joined.items()}, fmt)
+        files = write_shard(directory, len(shards), {name: a[:count] for name, a in joined.items()}, fmt)
         shards.append({"num_samples": count, "files": files})
         written.extend(directory / name for name in dict.fromkeys(files.values()))
         pending.update({name: [a[count:]] for name, a in joined.items()})
@@ -150,23 +150,36 @@ def load_features(output_dir: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def extract_run(source: str | Path, output_dir: str | Path, gin_files: Sequence[str] = (),
-                gin_params: Sequence[str] = (), **options) -> list[Path]:
+                gin_params: Sequence[str] = (), segment_frames: int | None = None, segment_stride: int | None = None,
+                **options) -> list[Path]:
     """`mmmae extract`: features of the dataset bound to `extract_features.dataset` by the model of
     `source` (a run directory, pretrained directory or zoo name), on the GPU when there is one.
 
     The source's config.gin, then `gin_files` and `gin_params`, configure the model and
     `extract_features`; `options` (modality, fmt, shard_size, batch_size, pooled, label,
-    overwrite) override its bindings. Returns the files written, index.json last.
+    overwrite) override its bindings. Segment mode (`segment_frames` set): the windows of
+    `extract_segments` (mmmae/eval/segments.py) over the videos of `extract_segments.dataset`.
+    Returns the files written, index.json last.
     """
     from mmmae.eval.evaluate import load_source  # evaluate imports the evaluations; keep this module light
+    from mmmae.eval.segments import extract_segments  # segments imports this module
 
+    segments = segment_frames is not None
+    if segment_stride is not None and not segments:
+        raise ValueError("--segment_stride needs --segment_frames (the window's length in frames)")
+    if segments and {"pooled", "label"} & set(options):
+        raise ValueError("--tokens has no meaning with --segment_frames (one pooled embedding a "
+                         "window; every integer entry of the samples is kept)")
     files, model, _ = load_source(source, gin_files, gin_params)
+    binding = "extract_segments.dataset" if segments else "extract_features.dataset"
     try:
-        gin.query_parameter("extract_features.dataset")
+        gin.query_parameter(binding)
     except ValueError:
         raise ConfigError(f"{files.config} (with the given files and bindings) binds no dataset to extract: bind "
-                          "extract_features.dataset, e.g. --gin_param "
-                          "'extract_features.dataset = @probe_test/MovingDigits()'") from None
+                          f"{binding}, e.g. --gin_param '{binding} = @probe_test/MovingDigits()'") from None
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     source_info = {"model": str(source), "model_dir": str(files.directory)}
+    if segments:
+        return extract_segments(model, output_dir=output_dir, metadata=source_info, segment_frames=segment_frames,
+                                segment_stride=segment_stride, **options)
     return extract_features(model, output_dir=output_dir, metadata=source_info, **options)

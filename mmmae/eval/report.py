@@ -87,6 +87,61 @@ def retrieval_lines(init: str, result: dict) -> list[str]:
     return lines
 
 
+def forgery_lines(init: str, result: dict) -> list[str]:
+    """One line per test set of a LateFusionDetection result: all fakes, then each fake kind."""
+    streams = result["streams"]
+    sets = [("all fakes", result)] + list(result["by_kind"].items())
+    lines = []
+    for name, part in sets:
+        aucs = ", ".join(f"{stream} {_value(part['auc'][stream], part['auc_ci'][stream])}"
+                         for stream in ("rgb", "flow", "fused"))
+        size = (f"{result['train_samples']} train, {result['test_samples']} test samples" if part is result
+                else f"{part['real']} real, {part['fake']} fake test samples")
+        lines.append(f"forgery {streams['rgb']}+{streams['flow']} ({name}), {init}: AUC {aucs} (w {result['weight']:g} "
+                     f"on {streams['rgb']}; chance {result['chance']:.3f}; {size})")
+    return lines
+
+
+def _few_shot_name(result: dict, score: dict) -> str:
+    """"5-way 1-shot video logreg", with the label after the modality unless it is "label"."""
+    label = "" if result["label"] == "label" else f" ({result['label']})"
+    return f"{result['ways']}-way {score['shots']}-shot {result['modality']}{label} {score['classifier']}"
+
+
+def few_shot_lines(init: str, result: dict) -> list[str]:
+    """One line per shot count and classifier of a FewShot result."""
+    return [f"few-shot {_few_shot_name(result, score)}, {init}: accuracy "
+            f"{_value(score['accuracy'], score['accuracy_ci'])} (chance {result['chance']:.3f}; {result['episodes']} "
+            f"episodes of {result['queries']} queries per class over classes {result['classes']}; "
+            f"{result['samples']} samples, {result['absent']} without {result['modality']} left out"
+            f"{_unreadable(result['left_out'])})" for score in result["scores"]]
+
+
+SEGMENTATION_MEASURES = {"frame_accuracy": "frame accuracy", "edit": "edit", "f1@10": "F1@10", "f1@25": "F1@25",
+                         "f1@50": "F1@50", "map": "mAP@0.1:0.5"}
+
+
+def segmentation_lines(init: str, result: dict) -> list[str]:
+    """One line for a TemporalSegmentation result: its measures with their intervals."""
+    values = ", ".join(f"{text} {_value(result[m], result.get(f'{m}_ci'))}"
+                       for m, text in SEGMENTATION_MEASURES.items())
+    return [f"segmentation {result['modality']} ({result['label']}), {init}: {values} (chance {result['chance']:.3f}; "
+            f"train frame accuracy {result['train_frame_accuracy']:.3f}, final loss {result['final_loss']:.4f} after "
+            f"{result['epochs']} epochs; windows of {result['window']} frames every {result['stride']}; "
+            f"{result['train_sequences']} train, {result['test_sequences']} test videos)"]
+
+
+def _forgery_rows(trained: dict, fresh: dict) -> list[tuple[str, float, float, list[float], list[float]]]:
+    """(name, pretrained AUC, random_init AUC, their intervals) per stream, on all fakes and per kind."""
+    rows = []
+    for name, part, other in [("", trained, fresh)] + [(f" {k}", v, fresh["by_kind"][k])
+                                                        for k, v in trained["by_kind"].items()]:
+        for stream in ("rgb", "flow", "fused"):
+            rows.append((f"forgery {stream} AUC{name}", part["auc"][stream], other["auc"][stream],
+                         part["auc_ci"][stream], other["auc_ci"][stream]))
+    return rows
+
+
 def _compared(name: str, pretrained: float, random_init: float, pretrained_ci: list[float] | None,
               random_ci: list[float] | None, chance: float | None) -> str:
     """One row of `comparison_lines`: both values with their intervals, the gain, '*' when the
@@ -123,6 +178,20 @@ def comparison_lines(evaluations: list[dict]) -> list[str]:
                                               pair.get(f"{direction}_ci", {}).get(k),
                                               fresh[key].get(f"{direction}_ci", {}).get(k), pair["chance"][k]))
             continue
+        if entry["kind"] == "forgery":
+            rows += [_compared(*row, trained["chance"]) for row in _forgery_rows(trained, fresh)]
+            continue
+        if entry["kind"] == "few_shot":
+            rows += [_compared(f"few-shot {_few_shot_name(trained, mine)}", mine["accuracy"], theirs["accuracy"],
+                               mine["accuracy_ci"], theirs["accuracy_ci"], trained["chance"])
+                     for mine, theirs in zip(trained["scores"], fresh["scores"])]
+            continue
+        if entry["kind"] == "segmentation":
+            rows += [_compared(f"segmentation {trained['modality']} {text}", trained[m], fresh[m],
+                               trained.get(f"{m}_ci"), fresh.get(f"{m}_ci"),
+                               trained["chance"] if m == "frame_accuracy" else None)
+                     for m, text in SEGMENTATION_MEASURES.items()]
+            continue
         name, measures = ACCURACIES[entry["kind"]]
         label = f" ({trained['label']})" if "label" in trained else ""
         for measure in measures:
@@ -137,7 +206,8 @@ def comparison_lines(evaluations: list[dict]) -> list[str]:
 
 
 EVALUATION_LINES = {"linear_probe": probe_lines, "attentive_probe": attentive_probe_lines, "knn": knn_lines,
-                    "finetune": finetune_lines, "retrieval": retrieval_lines}
+                    "finetune": finetune_lines, "retrieval": retrieval_lines, "forgery": forgery_lines,
+                    "few_shot": few_shot_lines, "segmentation": segmentation_lines}
 
 
 def extract_lines(files: list[Path]) -> list[str]:
@@ -153,7 +223,8 @@ def extract_lines(files: list[Path]) -> list[str]:
 
 ACCURACIES = {"linear_probe": ("linear probe", ["test_accuracy"]),
               "attentive_probe": ("attentive probe", ["test_accuracy"]),
-              "knn": ("knn", ["test_accuracy"]), "finetune": ("fine-tune", ["test_accuracy", "multi_view_accuracy"])}
+              "knn": ("knn", ["test_accuracy"]), "finetune": ("fine-tune", ["test_accuracy", "multi_view_accuracy"]),
+              "segmentation": ("segmentation", list(SEGMENTATION_MEASURES))}
 
 
 def flat_metrics(summary: dict) -> dict[str, float]:
@@ -171,6 +242,12 @@ def flat_metrics(summary: dict) -> dict[str, float]:
                     a, b = pair["modalities"]
                     for direction in (f"{a}->{b}", f"{b}->{a}"):
                         metrics.update({f"retrieval {direction} {k} ({init})": v for k, v in pair[direction].items()})
+            elif entry["kind"] == "few_shot":
+                metrics.update({f"few-shot {_few_shot_name(result, score)} accuracy ({init})": score["accuracy"]
+                                for score in result["scores"]})
+            elif entry["kind"] == "forgery":
+                for name, part in [("", result), *((f" {k}", v) for k, v in result["by_kind"].items())]:
+                    metrics.update({f"forgery {stream} auc{name} ({init})": v for stream, v in part["auc"].items()})
             else:
                 name, measures = ACCURACIES[entry["kind"]]
                 target = result["modality"] + ("" if result.get("label", "label") == "label" else f" {result['label']}")

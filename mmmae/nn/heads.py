@@ -16,6 +16,8 @@ class ProjectionHead(nn.Module):
                    in_dim. No BatchNorm (ViC-MAE's projector has it): batch statistics would
                    differ per process and per count of present samples, and a head applied to
                    one retrieval query at a time would behave differently from training.
+                   ViC-MAE's BatchNorm projector, for a training loss only, is NTXent's
+                   (objectives/nt_xent.py: statistics over the present samples of all processes).
     """
 
     def __init__(self, in_dim: int, out_dim: int, kind: str = "linear", hidden: int | None = None):

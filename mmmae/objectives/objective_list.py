@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator, Sequence
 
+import torch
 from torch import nn
 
 from mmmae.types import Objective
@@ -33,3 +34,25 @@ class ObjectiveList(nn.Module):
 
     def __getitem__(self, index: int) -> Objective:
         return self.members[index]
+
+    def weighted_sum(self, outputs: dict, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """sum of weight_at(objective, step) * objective(outputs, batch), and every objective's logs
+        (with '<name>_weight' for a scheduled weight)."""
+        loss, logs = 0.0, {}
+        for objective in self.members:
+            value, objective_logs = objective(outputs, batch)
+            weight = weight_at(objective, step)
+            loss = loss + weight * value
+            logs.update(objective_logs)
+            if callable(objective.weight):
+                logs[f"{getattr(objective, 'name', type(objective).__name__)}_weight"] = value.new_tensor(weight)
+        return loss, logs
+
+
+def weight_at(objective: Objective, step: int) -> float:
+    """An objective's weight at optimizer step `step`: its `weight`, or `weight(step)` when the
+    weight is a schedule (e.g. `@CosineRamp()`, mmmae/objectives/weight_ramp.py)."""
+    if isinstance(objective.weight, type):
+        raise ValueError(f"{type(objective).__name__}.weight is the class {objective.weight.__name__}, not a schedule: "
+                         f"bind it with parentheses, e.g. `weight = @{objective.weight.__name__}()`")
+    return objective.weight(step) if callable(objective.weight) else objective.weight

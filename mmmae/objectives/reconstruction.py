@@ -33,8 +33,9 @@ class Reconstruction:
     """A distance between a modality's predictions and its targets at plan.predict.
 
     loss: 'mse' (default), 'cosine' (1 - cos) or 'smooth_l1' per token (see `distance`), then the
-    mean over tokens weighted by plan.loss_weight (sum(w * l) / sum(w)), over the samples that
-    have the modality; samples without it are skipped and counted (or an error with strict=True).
+    mean over tokens weighted by plan.loss_weight (sum(w * l) / sum(w); 0 on padding, Tokens.valid),
+    over the samples that have the modality; samples without it are skipped and counted (or an
+    error with strict=True).
     The targets are Tokens.target: the tokenizer's (normalised pixels), or Modality.target's
     (a teacher's tokens, mmmae/targets/).
     """
@@ -58,6 +59,8 @@ class Reconstruction:
         target = gather_tokens(out.tokens.target, out.plan.predict)
         per_token = distance(self.loss, out.prediction, target)
         weight = torch.ones_like(per_token) if out.plan.loss_weight is None else out.plan.loss_weight.float()
+        if out.tokens.valid is not None:  # padding is never a target, whatever the masker
+            weight = weight * gather_tokens(out.tokens.valid, out.plan.predict).float()
         weight = weight * usable[:, None]
         loss = (per_token * weight).sum() / weight.sum().clamp_min(1e-12)
         return loss, {self.name: loss.detach(), **logs}

@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 
 from mmmae.model import MaskedAutoencoder
-from mmmae.zoo.pretrained import build_model, gin_config_kept, load_weights, locate
+from mmmae.zoo.pretrained import frozen_model
 
-# Teachers in use, by their weights file and its modification time: targets naming one source share it.
-_TEACHERS: "weakref.WeakValueDictionary[tuple[str, int], Teacher]" = weakref.WeakValueDictionary()
+# Teachers in use, by their frozen model (zoo.pretrained.frozen_model, one per weights file): targets
+# naming one source share it.
+_TEACHERS: "weakref.WeakValueDictionary[int, Teacher]" = weakref.WeakValueDictionary()
 
 
 class Teacher:
@@ -65,15 +66,11 @@ class Teacher:
 
 
 def load_teacher(source: str | Path) -> Teacher:
-    """The frozen teacher of `source`, built from its config.gin with the student's gin config kept
-    as it was (mmmae.zoo.pretrained.gin_config_kept) and the global RNG untouched; shared with every
-    other target naming the same weights."""
-    files = locate(source)
-    key = (str(files.weights.resolve()), files.weights.stat().st_mtime_ns)
-    teacher = _TEACHERS.get(key)
+    """The frozen teacher of `source` (zoo.pretrained.frozen_model: built from its config.gin with the
+    student's gin config kept and the global RNG untouched); shared with every other target naming
+    the same weights."""
+    model = frozen_model(source)
+    teacher = _TEACHERS.get(id(model))
     if teacher is None:
-        with gin_config_kept(), torch.random.fork_rng(devices=[]):
-            model = build_model(files.config)
-        load_weights(model, files.weights, encoder_only=files.metadata.get("encoder_only", False))
-        teacher = _TEACHERS[key] = Teacher(str(source), model)
+        teacher = _TEACHERS[id(model)] = Teacher(str(source), model)
     return teacher

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -181,6 +182,26 @@ def gin_config_kept() -> Iterator[None]:
             live.clear()
             live.update(kept)
         config._set_config_is_locked(locked)
+
+
+# Frozen models in use, by weights file and its modification time: every holder naming one source shares it.
+_FROZEN: "weakref.WeakValueDictionary[tuple[str, int], MaskedAutoencoder]" = weakref.WeakValueDictionary()
+
+
+def frozen_model(source: str | Path) -> MaskedAutoencoder:
+    """The model of `source` (a zoo name, run or pretrained folder, Hub repo id: `locate`) with its
+    weights, in eval mode with requires_grad False (a teacher, a segment encoder), built from its own
+    config.gin while the caller's gin config is kept (`gin_config_kept`) and the global RNG untouched;
+    one model per weights file while anything holds it."""
+    files = locate(source)
+    key = (str(files.weights.resolve()), files.weights.stat().st_mtime_ns)
+    model = _FROZEN.get(key)
+    if model is None:
+        with gin_config_kept(), torch.random.fork_rng(devices=[]):
+            model = build_model(files.config)
+        load_weights(model, files.weights, encoder_only=files.metadata.get("encoder_only", False))
+        model = _FROZEN[key] = model.eval().requires_grad_(False)
+    return model
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

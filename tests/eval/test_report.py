@@ -4,12 +4,15 @@ import torch
 
 from mmmae.eval.attentive_probe import AttentiveProbe
 from mmmae.eval.extract import extract_features
+from mmmae.eval.few_shot import FewShot
 from mmmae.eval.finetune import FineTune
+from mmmae.eval.forgery import LateFusionDetection
 from mmmae.eval.interval import wilson_interval
 from mmmae.eval.knn import KNN
 from mmmae.eval.linear_probe import LinearProbe
 from mmmae.eval.report import EVALUATION_LINES, comparison_lines, extract_lines
 from mmmae.eval.retrieval import Retrieval
+from mmmae.eval.segmentation import TemporalSegmentation
 from tests.eval.fake_model import FakeModality, FakeModel
 
 COUNTS = {"modality": "video", "label": "label", "train_samples": 30, "test_samples": 12, "train_absent": 2,
@@ -17,7 +20,8 @@ COUNTS = {"modality": "video", "label": "label", "train_samples": 30, "test_samp
 
 
 def test_every_evaluation_kind_has_a_formatter():
-    kinds = {task.kind for task in (LinearProbe, AttentiveProbe, KNN, FineTune, Retrieval)}
+    kinds = {task.kind for task in (LinearProbe, AttentiveProbe, KNN, FineTune, Retrieval, LateFusionDetection, FewShot,
+                                    TemporalSegmentation)}
     assert set(EVALUATION_LINES) == kinds
 
 

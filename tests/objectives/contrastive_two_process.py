@@ -53,7 +53,9 @@ def detached_all_gather(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(parts)
 
 
-def main(out_dir: Path) -> None:
+def run_rank(out_dir: Path, build, loss_and_grads) -> None:
+    """This process's half of `build()`'s global batch through `loss_and_grads`, with the gather as
+    written and detached, saved to out_dir/rank<r>.pt (also the NT-Xent helper's body)."""
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=True)
@@ -71,4 +73,4 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    run_rank(Path(sys.argv[1]), build, loss_and_grads)

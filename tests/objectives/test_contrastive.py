@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import gin
 import pytest
@@ -15,20 +14,14 @@ import torch.nn.functional as F
 from mmmae.objectives.contrastive import Contrastive
 from tests.float32_bound import infonce_bound, rounding_bound
 from tests.objectives import contrastive_two_process as two_process
+from tests.objectives.pooled_outputs import encodings as pooled_encodings
+from tests.objectives.pooled_outputs import outputs
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def outputs(encoded: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> dict:
-    """Stand-ins for ModalityOutput: the objective reads .encoded (B, K, D) and .present (B,)."""
-    present = present or {}
-    return {m: SimpleNamespace(encoded=x, present=present.get(m, torch.ones(len(x), dtype=torch.bool)), mask=None)
-            for m, x in encoded.items()}
-
-
 def encodings(batch: int = 4, tokens: int = 3, dim: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    return {m: torch.randn(batch, tokens, dim, generator=generator) for m in ("video", "imu")}
+    return pooled_encodings(("video", "imu"), batch, tokens, dim, seed)
 
 
 def hand_pooled(x: torch.Tensor) -> list[list[float]]:

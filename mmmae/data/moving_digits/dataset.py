@@ -53,7 +53,8 @@ class MovingDigits(torch.utils.data.Dataset):
     direction, speed, speed_class) are always given. fps sets the clip's duration (frames / fps seconds);
     ``surge``, ``surge_cycles`` and ``sway`` (amplitude in radians) set the kinematics
     (:func:`sample_event`); ``render_sway`` turns the digit by its sway in the video too (the
-    flow then includes the turn).
+    flow then includes the turn). ``classes`` restricts the digit classes drawn (e.g. [0, 1, 2, 3, 4]
+    for pretraining, the others held out for few-shot evaluation); None draws all ten.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class MovingDigits(torch.utils.data.Dataset):
         text_tokenizer_path: str | None = None,
         render_sway: bool = False,
         speed_classes: int = 3,
+        classes: Sequence[int] | None = None,
     ):
         check_split(split)
         counts = dict(
@@ -126,6 +128,11 @@ class MovingDigits(torch.utils.data.Dataset):
         self.text_length = text_length
         self.render_sway = render_sway
         self.speed_classes = speed_classes
+        self.classes = None if classes is None else tuple(int(c) for c in classes)
+        if self.classes is not None and (not self.classes or len(set(self.classes)) < len(self.classes)
+                                         or not set(self.classes) <= set(range(10))):
+            raise ValueError(f"MovingDigits.classes = {list(classes)}: need distinct digit classes from 0..9, "
+                             "e.g. [0, 1, 2, 3, 4] (or None for all ten)")
         self.imu_lengths = imu_lengths(self.imu_rates, frames / fps) if "imu" in self.modalities else {}
         self.tokenizer = load_text_tokenizer(text_tokenizer_path) if "text" in self.modalities else None
         split_image_indices(split)  # load the digits now, so forked DataLoader workers inherit them
@@ -154,6 +161,7 @@ class MovingDigits(torch.utils.data.Dataset):
             surge=self.surge,
             surge_cycles=self.surge_cycles,
             sway=self.sway,
+            classes=self.classes,
         )
 
     def presence(self, index: int) -> dict[str, bool]:

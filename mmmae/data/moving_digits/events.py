@@ -169,6 +169,7 @@ def sample_event(
     surge: float = 0.25,
     surge_cycles: float = 1.0,
     sway: float = 0.2,
+    classes: tuple[int, ...] | None = None,
 ) -> DigitEvent:
     """Draw one event of ``split`` whose digit stays inside the size x size frame for all ``frames``.
 
@@ -178,9 +179,9 @@ def sample_event(
     1 speeds the digit down and up again, so its acceleration averages to zero over the clip; 0.5
     only slows it down, so the mean acceleration points against the motion. Assumes size >=
     digit_size and 0 <= surge < 1 (then the digit never stops or turns back, so the path's ends
-    bound it).
+    bound it). ``classes``: draw only images of these digit classes (None: all ten).
     """
-    images = split_image_indices(split)
+    images = split_image_indices(split) if classes is None else class_image_indices(split, tuple(classes))
     image_index = int(images[rng.integers(len(images))])
     label = int(load_digit_images()[1][image_index])
     direction = int(rng.integers(NUM_DIRECTIONS))
@@ -211,6 +212,15 @@ def sample_event(
         sway_phase=float(rng.uniform(0.0, 2 * np.pi)),
         noise_seed=int(rng.integers(2**63)),
     )
+
+
+@functools.cache
+def class_image_indices(split: str, classes: tuple[int, ...]) -> np.ndarray:
+    """The indices of ``split``'s images (:func:`split_image_indices`) whose digit class is in ``classes``."""
+    indices = split_image_indices(split)
+    kept = indices[np.isin(load_digit_images()[1][indices], classes)]
+    kept.flags.writeable = False
+    return kept
 
 
 def check_split(split: str) -> None:
