@@ -301,9 +301,8 @@ def length_figure(records: list[dict], path: Path) -> None:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set(xlabel="optimizer steps (batch 64, log scale)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below: no data hidden
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)  # below: no data hidden
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the legends below the axes included, clear of the labels
     plt.close(fig)
 
 
@@ -317,7 +316,7 @@ def bars_figure(records: list[dict], arms: list[Arm], title: str, path: Path) ->
             ax.bar(i + offset, np.mean([r[key] for r in rows]), width=0.38, color=color, edgecolor="black",
                    linewidth=0.5, label=label)
             _seed_points(ax, i + offset, rows, key, "white", 0.12)
-    ax.set_xticks(range(len(arms)), [a.name for a in arms])
+    ax.set_xticks(range(len(arms)), [a.name.replace(f" {a.steps} steps", f"\n{a.steps} steps") for a in arms])
     ax.set(title=title, ylabel="linear probe accuracy (digit, test)", ylim=(0, 1))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
