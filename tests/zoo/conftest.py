@@ -1,5 +1,6 @@
-"""The zoo's tests run offline: any connection beyond this machine fails the test that makes it
-(the Hub is reached only through a local cache or a fake)."""
+"""The zoo's tests run offline: any connection beyond this machine, or any name lookup of another
+host (which would query a DNS server before any connect), fails the test that makes it (the Hub
+is reached only through a local cache or a fake)."""
 
 import ipaddress
 import socket
@@ -7,6 +8,7 @@ import socket
 import pytest
 
 _connect = socket.socket.connect
+_getaddrinfo = socket.getaddrinfo
 
 
 def _is_loopback(host: str) -> bool:
@@ -22,6 +24,13 @@ def _local_only(self: socket.socket, address) -> None:
     _connect(self, address)
 
 
+def _local_lookup(host, *args, **kwargs):
+    if host is not None and not _is_loopback(host if isinstance(host, str) else host.decode()):
+        pytest.fail(f"a zoo test tried to look up {host!r} on the network")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _local_only)
+    monkeypatch.setattr(socket, "getaddrinfo", _local_lookup)
