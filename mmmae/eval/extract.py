@@ -61,6 +61,51 @@ def clear_previous(directory: Path, overwrite: bool) -> None:
     index.unlink()
 
 
+class ShardWriter:
+    """A feature folder being written: `add` per-sample arrays {name: (n, ...)}, a shard of
+    `shard_size` samples goes to disk as soon as it is full, `finish` writes the rest and
+    index.json. The folder is made at the first shard, so a failure before leaves none behind."""
+
+    def __init__(self, directory: Path, fmt: str, shard_size: int):
+        self.directory, self.fmt, self.shard_size = directory, fmt, shard_size
+        self.pending: dict[str, list[np.ndarray]] = {}
+        self.shards: list[dict] = []
+        self.written: list[Path] = []
+
+    def add(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, array in arrays.items():
+            self.pending.setdefault(name, []).append(array)
+        while self._pending_count() >= self.shard_size:
+            self._flush(self.shard_size)
+
+    def _pending_count(self) -> int:
+        return sum(len(a) for a in self.pending.get("features", []))
+
+    def _flush(self, count: int) -> None:
+        joined = {name: np.concatenate(parts) for name, parts in self.pending.items()}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        files = write_shard(self.directory, len(self.shards), {name: a[:count] for name, a in joined.items()},
+                            self.fmt)
+        self.shards.append({"num_samples": count, "files": files})
+        self.written.extend(self.directory / name for name in dict.fromkeys(files.values()))
+        self.pending.update({name: [a[count:]] for name, a in joined.items()})
+
+    def finish(self, info: dict) -> list[Path] | None:
+        """Write the last shard and index.json (`info` plus the format, counts, arrays and shards);
+        the files written, index.json last, or None when no sample was added."""
+        if remaining := self._pending_count():
+            self._flush(remaining)
+        if not self.shards:
+            return None
+        index = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **info, "fmt": self.fmt,
+                 "num_samples": sum(s["num_samples"] for s in self.shards),
+                 "arrays": {name: {"dtype": str(parts[0].dtype), "shape": list(parts[0].shape[1:])}
+                            for name, parts in self.pending.items()},
+                 "shards": self.shards}
+        (self.directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+        return [*self.written, self.directory / INDEX_FILE]
+
+
 @gin.configurable(module="mmmae")
 def extract_features(model, dataset: Dataset = gin.REQUIRED, modality: str = "video",
                      output_dir: str | Path = gin.REQUIRED, fmt: str = "safetensors", shard_size: int = 4096,
@@ -76,18 +121,9 @@ def extract_features(model, dataset: Dataset = gin.REQUIRED, modality: str = "vi
         raise ValueError(f"extract_features: shard_size = {shard_size}, batch_size = {batch_size}: need >= 1")
     check_modality(model, modality, "extract_features")
     directory = Path(output_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     clear_previous(directory, overwrite)
-    pending: dict[str, list[np.ndarray]] = {}
-    shards, written, absent, index_source = [], [], 0, "position"
-
-    def flush(count: int) -> None:
-        joined = {name: np.concatenate(parts) for name, parts in pending.items()}
-        files = write_shard(directory, len(shards), {name: a[:count] for name, a in joined.items()}, fmt)
-        shards.append({"num_samples": count, "files": files})
-        written.extend(directory / name for name in dict.fromkeys(files.values()))
-        pending.update({name: [a[count:]] for name, a in joined.items()})
-
+    writer = ShardWriter(directory, fmt, shard_size)
+    absent, index_source = 0, "position"
     loader = EvalLoader(dataset, batch_size)
     for encoded in encoded_batches(model, loader, modality, pooled):
         absent += int((~encoded.present).sum())
@@ -104,25 +140,17 @@ def extract_features(model, dataset: Dataset = gin.REQUIRED, modality: str = "vi
         else:
             arrays["indices"] = encoded.positions
         shape = tuple(arrays["features"].shape[1:])
+        pending = writer.pending
         if pending and (set(arrays) != set(pending) or pending["features"][0].shape[1:] != shape):
             raise ValueError(f"extract_features: the samples of {modality!r} differ in what they carry or in shape "
                              f"({sorted(pending)} {pending['features'][0].shape[1:]} then {sorted(arrays)} "
                              f"{shape}); pooled=False needs one token count for all")
-        for name, array in arrays.items():
-            pending.setdefault(name, []).append(array.numpy())
-        while sum(len(a) for a in pending["features"]) >= shard_size:
-            flush(shard_size)
-    if pending and (remaining := sum(len(a) for a in pending["features"])):
-        flush(remaining)
-    if not shards:
+        writer.add({name: array.numpy() for name, array in arrays.items()})
+    files = writer.finish({"modality": modality, "pooled": pooled, "absent": absent, "left_out": loader.left_out,
+                           "index_source": index_source, "metadata": metadata or {}})
+    if files is None:
         raise no_samples_error("extract_features.dataset", modality, absent, loader.left_out)
-    info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "modality": modality, "pooled": pooled, "fmt": fmt,
-            "num_samples": sum(s["num_samples"] for s in shards), "absent": absent, "left_out": loader.left_out,
-            "arrays": {name: {"dtype": str(parts[0].dtype), "shape": list(parts[0].shape[1:])}
-                       for name, parts in pending.items()},
-            "index_source": index_source, "shards": shards, "metadata": metadata or {}}
-    (directory / INDEX_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    return [*written, directory / INDEX_FILE]
+    return files
 
 
 def load_shard(directory: Path, shard: dict) -> dict[str, np.ndarray]:

@@ -8,7 +8,6 @@ entry of the samples (labels, per-segment labels, counts), under its own name; i
 length T; a sample of F frames has 1 + (F - frames) // stride valid ones.
 """
 
-import json
 from pathlib import Path
 
 import gin
@@ -16,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import send_to_device
 
-from mmmae.eval.extract import FORMAT_NAME, FORMAT_VERSION, FORMATS, INDEX_FILE, clear_previous, write_shard
+from mmmae.eval.extract import FORMATS, ShardWriter, clear_previous
 from mmmae.eval.frozen import check_modality, frozen
 from mmmae.eval.loader import EvalLoader, no_samples_error
 
@@ -84,16 +83,8 @@ def extract_segments(model, dataset=gin.REQUIRED, modality: str = "video", outpu
     check_modality(model, modality, "extract_segments")
     directory = Path(output_dir)
     clear_previous(directory, overwrite)
-    pending: dict[str, list[torch.Tensor]] = {}
-    shards, written, index_source = [], [], "position"
-
-    def flush(count: int) -> None:
-        joined = {name: torch.cat(parts) for name, parts in pending.items()}
-        directory.mkdir(parents=True, exist_ok=True)  # only now: a failure before leaves no folder behind
-        files = write_shard(directory, len(shards), {name: a[:count].numpy() for name, a in joined.items()}, fmt)
-        shards.append({"num_samples": count, "files": files})
-        written.extend(directory / name for name in dict.fromkeys(files.values()))
-        pending.update({name: [a[count:]] for name, a in joined.items()})
+    writer = ShardWriter(directory, fmt, shard_size)  # makes the folder at its first shard
+    index_source = "position"
 
     loader = EvalLoader(dataset, batch_size)
     with frozen(model):
@@ -112,19 +103,10 @@ def extract_segments(model, dataset=gin.REQUIRED, modality: str = "video", outpu
                 index_source = "index"
             arrays = {"features": embeddings, "valid": valid, **_integer_entries(batch, modality),
                       "indices": torch.as_tensor(batch["index"]).long() if "index" in batch else positions}
-            for name, array in arrays.items():
-                pending.setdefault(name, []).append(array)
-            while sum(len(a) for a in pending["features"]) >= shard_size:
-                flush(shard_size)
-    if pending and (remaining := sum(len(a) for a in pending["features"])):
-        flush(remaining)
-    if not shards:
+            writer.add({name: array.numpy() for name, array in arrays.items()})
+    files = writer.finish({"modality": modality, "pooled": False, "absent": 0, "left_out": loader.left_out,
+                           "index_source": index_source, "segments": {"frames": segment_frames, "stride": stride},
+                           "metadata": metadata or {}})
+    if files is None:
         raise no_samples_error("extract_segments.dataset", modality, 0, loader.left_out)
-    info = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "modality": modality, "pooled": False, "fmt": fmt,
-            "num_samples": sum(s["num_samples"] for s in shards), "absent": 0, "left_out": loader.left_out,
-            "arrays": {name: {"dtype": str(parts[0].numpy().dtype), "shape": list(parts[0].shape[1:])}
-                       for name, parts in pending.items()},
-            "index_source": index_source, "shards": shards,
-            "segments": {"frames": segment_frames, "stride": stride}, "metadata": metadata or {}}
-    (directory / INDEX_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    return [*written, directory / INDEX_FILE]
+    return files
