@@ -11,11 +11,16 @@ from torch.utils.data import Dataset, IterableDataset
 
 from mmmae.config import binding_error
 from mmmae.eval.attentive_probe import AttentiveProbe
+from mmmae.eval.few_shot import FewShot
 from mmmae.eval.finetune import FineTune
+from mmmae.eval.forgery import LateFusionDetection
 from mmmae.eval.knn import KNN
 from mmmae.eval.linear_probe import LinearProbe
 
-LABELLED = (LinearProbe, KNN, AttentiveProbe, FineTune)
+# The evaluations whose `label` is a per-sample class id, and the datasets they read it from.
+LABELLED = {LinearProbe: ("train_data", "test_data"), KNN: ("train_data", "test_data"),
+            AttentiveProbe: ("train_data", "test_data"), FineTune: ("train_data", "test_data"),
+            LateFusionDetection: ("train_data", "test_data"), FewShot: ("data",)}
 
 
 def first_sample(dataset: Dataset) -> dict | None:
@@ -48,14 +53,13 @@ def label_problem(sample: dict, label: str) -> str | None:
 
 
 def check_labels(tasks: Sequence) -> None:
-    """ConfigError for the first labelled evaluation (linear probe, kNN, attentive probe, fine-tuning)
-    whose train or test data's first sample does not carry its `label` as a class id; at the binding
-    `scope/Kind.label = 'value'` when the config set it."""
+    """ConfigError for the first labelled evaluation (LABELLED: linear probe, kNN, attentive probe,
+    fine-tuning, forgery detection, few-shot episodes) whose data's first sample does not carry its
+    `label` as a class id; at the binding `scope/Kind.label = 'value'` when the config set it."""
     for task in tasks:
-        if not isinstance(task, LABELLED):
-            continue
+        splits = next((splits for kind, splits in LABELLED.items() if isinstance(task, kind)), ())
         kind = type(task).__name__
-        for split in ("train_data", "test_data"):
+        for split in splits:
             sample = first_sample(getattr(task, split))
             if sample is not None and (problem := label_problem(sample, task.label)):
                 raise binding_error(f"{kind}.label = {task.label!r}: the samples of {kind}.{split} {problem}",

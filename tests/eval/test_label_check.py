@@ -4,10 +4,14 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import Dataset
 
-from mmmae.eval.label_check import first_sample, label_problem
+from mmmae.config import ConfigError
+from mmmae.eval.few_shot import FewShot
+from mmmae.eval.forgery import LateFusionDetection
+from mmmae.eval.label_check import check_labels, first_sample, label_problem
 from tests.refusal import refusal
 
 MICRO = str(Path(__file__).parents[1] / "fixtures" / "micro_overrides.gin")
@@ -47,3 +51,12 @@ def test_a_probe_label_the_data_lacks_is_refused_before_the_run_directory_exists
             "label") in message
     assert "In --gin_param 2: imu/LinearProbe.label = 'colour'" in message
     assert not run.exists()
+
+
+def test_the_few_shot_and_forgery_labels_are_checked_too():
+    data = [{"video": torch.zeros(3, 2, 8, 8), "label": torch.tensor(1), "fake": torch.tensor(0.5)}]
+    with pytest.raises(ConfigError, match=r"FewShot.label = 'digit': the samples of FewShot.data carry no such"):
+        check_labels([FewShot(data, label="digit")])
+    with pytest.raises(ConfigError, match=r"LateFusionDetection.label = 'fake': the samples of "
+                                          r"LateFusionDetection.train_data carry it as torch.float32"):
+        check_labels([LateFusionDetection(data, data)])
