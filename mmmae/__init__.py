@@ -6,7 +6,12 @@ _PRETRAINED = {"load_pretrained": "from_pretrained", "save_pretrained": "save_pr
 
 
 def __getattr__(name: str):
-    """`mmmae.load_pretrained`, `mmmae.save_pretrained`, `mmmae.push_to_hub` (mmmae.zoo.pretrained), imported on use."""
+    """`mmmae.load_pretrained`, `mmmae.save_pretrained`, `mmmae.push_to_hub` (mmmae.zoo.pretrained) and
+    `mmmae.score` (mmmae.energy: a clip's energy under a frozen model), imported on use."""
+    if name == "score":  # its module is not named score: importing it would shadow this function
+        from mmmae.energy import score
+
+        return score
     if name in _PRETRAINED:
         from mmmae.zoo import pretrained
 

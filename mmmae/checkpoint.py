@@ -20,7 +20,16 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import load
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.optim.lr_scheduler import LRScheduler
+
+from mmmae.sharded_checkpoint import (
+    dcp_failure,
+    is_sharded,
+    is_sharded_checkpoint,
+    load_sharded_state,
+    save_sharded_state,
+)
 
 TRAINER_STATE = "trainer_state.json"
 
@@ -32,13 +41,17 @@ def checkpoints_dir(run_dir: Path) -> Path:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run, or None."""
+    """The newest complete checkpoint of a run, or None; CheckpointLoadError when `latest` names a
+    folder that is not one (removed by hand, or copied without it)."""
     pointer = checkpoints_dir(run_dir) / "latest"
     if not pointer.is_file():
         return None
     path = checkpoints_dir(run_dir) / pointer.read_text().strip()
     if not (path / TRAINER_STATE).is_file():
-        raise FileNotFoundError(f"{pointer} names {path}, which is not a complete checkpoint")
+        complete = sorted(p.name for p in checkpoints_dir(run_dir).glob("step_*") if (p / TRAINER_STATE).is_file())
+        raise CheckpointLoadError(f"{pointer} names {path}, which is not a complete checkpoint: write the name of a "
+                                  f"complete one into it ({', '.join(complete) or 'there is none'}), or remove "
+                                  f"{checkpoints_dir(run_dir)} to start the run over")
     return path
 
 
@@ -57,6 +70,11 @@ class CheckpointWriteError(RuntimeError):
     """A checkpoint could not be written (full disk, read-only folder); the partial one is removed."""
 
 
+class CheckpointLoadError(ValueError):
+    """A checkpoint this run cannot resume from (written without FSDP for a sharded run, or the reverse;
+    unreadable shards; objects mmmae will not unpickle)."""
+
+
 def checkpoint_bytes(model: torch.nn.Module, root: Path) -> int:
     """The size of one checkpoint: the newest complete one's files, or else the model's parameters
     three times over (weights and AdamW's two moments)."""
@@ -66,7 +84,7 @@ def checkpoint_bytes(model: torch.nn.Module, root: Path) -> int:
     return 3 * sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def write_failure(partial: Path, error: Exception, needed: int) -> str:
+def write_failure(partial: Path, error: BaseException, needed: int) -> str:
     """The reason a checkpoint write failed, in words: no space (and how much is needed), read-only, other."""
     folder = partial.parent
     free = shutil.disk_usage(folder).free if folder.exists() else 0
@@ -83,8 +101,9 @@ def write_failure(partial: Path, error: Exception, needed: int) -> str:
 
 
 def save_checkpoint(accelerator: Accelerator, model: torch.nn.Module, run_dir: Path, step: int, schedule: LRScheduler,
-                    keep: int = 2) -> Path:
-    """Save model, optimizer, schedule and RNG states at `step`; keep the newest `keep`. The disk
+                    keep: int = 2, optimizer: torch.optim.Optimizer | None = None) -> Path:
+    """Save model, optimizer, schedule and RNG states at `step`; keep the newest `keep`. A sharded
+    (FSDP) model and its `optimizer` are saved in shards (mmmae/sharded_checkpoint.py). The disk
     holds keep + 1 checkpoints at the peak (the new one is complete before the oldest is removed).
     A failed write removes its partial folder and raises CheckpointWriteError."""
     root = checkpoints_dir(run_dir)
@@ -95,12 +114,16 @@ def save_checkpoint(accelerator: Accelerator, model: torch.nn.Module, run_dir: P
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
     try:
-        accelerator.save_state(str(partial))
+        if is_sharded(model):
+            save_sharded_state(accelerator, model, optimizer, partial)
+        else:
+            accelerator.save_state(str(partial))
         if accelerator.is_main_process:
             (partial / TRAINER_STATE).write_text(json.dumps({"step": step, "schedule": schedule.state_dict()}))
-    except (OSError, RuntimeError) as error:  # torch reports a full disk as "unexpected pos", a RuntimeError
-        shutil.rmtree(partial, ignore_errors=True)
-        raise CheckpointWriteError(write_failure(partial, error, checkpoint_bytes(model, root))) from None
+    except (OSError, RuntimeError, CheckpointException) as error:  # torch: a full disk is "unexpected pos"
+        shutil.rmtree(partial, ignore_errors=True)  # DCP wraps each rank's I/O error in a CheckpointException
+        failure = dcp_failure(error) if isinstance(error, CheckpointException) else error
+        raise CheckpointWriteError(write_failure(partial, failure, checkpoint_bytes(model, root))) from None
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
@@ -112,25 +135,37 @@ def save_checkpoint(accelerator: Accelerator, model: torch.nn.Module, run_dir: P
     return final
 
 
-def load_checkpoint(accelerator: Accelerator, path: Path, schedule: LRScheduler) -> int:
-    """Restore model, optimizer, schedule and RNG states from `path`; returns the step it was saved at."""
+def load_checkpoint(accelerator: Accelerator, path: Path, schedule: LRScheduler, model: torch.nn.Module | None = None,
+                    optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Restore model, optimizer, schedule and RNG states from `path`; returns the step it was saved at.
+    A sharded checkpoint restores into the sharded `model` and `optimizer` (the same processes and FSDP config).
+    A checkpoint this run cannot resume from is a CheckpointLoadError saying why."""
     state = json.loads((Path(path) / TRAINER_STATE).read_text())
     if "schedule" not in state:
-        raise ValueError(f"{path} was written by an mmmae before 0.2, which kept the learning-rate schedule in a "
-                         "pickle; mmmae no longer unpickles checkpoints (unpickling can run code). Start the run "
-                         "anew, or from its weights (model.safetensors in that folder)")
+        raise CheckpointLoadError(f"{path} was written by an mmmae before 0.2, which kept the learning-rate schedule "
+                                  "in a pickle; mmmae no longer unpickles checkpoints (unpickling can run code). Start "
+                                  "the run anew, or from its weights (model.safetensors in that folder)")
     planted = sorted(p.name for p in Path(path).glob("custom_checkpoint_*"))
     if planted:
-        raise ValueError(f"{path} holds {', '.join(planted)}, which mmmae never writes and will not load (Accelerate "
-                         "unpickles such files without restriction, which can run code). Delete them if the "
-                         "folder is yours, then resume")
+        raise CheckpointLoadError(f"{path} holds {', '.join(planted)}, which mmmae never writes and will not load "
+                                  "(Accelerate unpickles such files without restriction, which can run code). Delete "
+                                  "them if the folder is yours, then resume")
+    if is_sharded_checkpoint(path) != (model is not None and is_sharded(model)):
+        raise CheckpointLoadError(f"{path} was written by a run {'with' if is_sharded_checkpoint(path) else 'without'}"
+                                  " FSDP (sharded weights); resume it with the accelerate config it was launched with")
     try:
         for rng_file in Path(path).glob("random_states_*.pkl"):  # Accelerate skips an unreadable one silently
             load(rng_file)
-        accelerator.load_state(str(path))
+        if is_sharded_checkpoint(path):
+            load_sharded_state(accelerator, model, optimizer, path)
+        else:
+            accelerator.load_state(str(path))
+    except ValueError as error:  # load_sharded_state: shards that cannot be read
+        raise CheckpointLoadError(str(error)) from None
     except pickle.UnpicklingError as error:
-        raise ValueError(f"{path} holds a state file with objects other than tensors and plain containers, which "
-                         f"mmmae refuses to load (unpickling them can run code): {str(error).splitlines()[0]} "
-                         "Resume only from checkpoints you wrote, or start anew from its model.safetensors") from None
+        raise CheckpointLoadError(f"{path} holds a state file with objects other than tensors and plain containers, "
+                                  "which mmmae refuses to load (unpickling them can run code): "
+                                  f"{str(error).splitlines()[0]} Resume only from checkpoints you wrote, or start "
+                                  "anew from its model.safetensors") from None
     schedule.load_state_dict(state["schedule"])
     return state["step"]

@@ -1,15 +1,16 @@
-"""`mmmae train | chain | check | describe | eval | ttt | export | convert | zoo | viz-mask | validate | shard | bench |
-demo-media`: gin files and bindings in; runs, weights, figures and reports out."""
+"""`mmmae train | chain | check | describe | eval | ttt | export | convert | zoo | viz-mask | validate | preflight |
+shard | bench | demo-media | inpaint`: gin files and bindings in; runs, weights, figures and reports out."""
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
 from pathlib import Path
 
 from mmmae.bench import STEP_DTYPES, STEP_VARIANTS
-from mmmae.checkpoint import CheckpointWriteError
+from mmmae.checkpoint import CheckpointLoadError, CheckpointWriteError
 from mmmae.config import OPERATIVE_CONFIG, ConfigError, parse_config, with_bindings
 from mmmae.eval.report import EVALUATION_LINES, comparison_lines, extract_lines, flat_metrics
 from mmmae.gin_scan import without_gin_calls
@@ -105,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output_dir", required=True, help="folder for train/ and test/ class-per-folder trees")
     demo.add_argument("--train_clips", type=int, default=512)
     demo.add_argument("--test_clips", type=int, default=128)
+    preflight = commands.add_parser("preflight", help="under the training's launcher: check that the processes meet "
+                                    "and share code, versions and gin config (docs/multinode.md); exit 1 naming the "
+                                    "ranks that differ or do not answer")
+    _add_gin_flags(preflight, required=True)
+    preflight.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every process")
+    preflight.add_argument("--data", action="store_true", help="also build pretrain.dataset and check that it "
+                           "splits among the processes and their loader workers")
     shard = commands.add_parser("shard", help="pack a media dataset's files into webdataset tar shards to stream")
     shard.add_argument("source", help="a manifest (.csv/.jsonl) or a class-per-folder root directory")
     shard.add_argument("output_dir", help="folder for shard-000000.tar, ...")
@@ -135,15 +143,54 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--profile", action="store_true",
                       help="also split both models' step time by op family (torch.profiler)")
     step.add_argument("--json", default=None, help="also write the measurements to this file")
+    memory = kinds.add_parser("memory", help="parameter, gradient, optimizer and activation memory of a recipe's "
+                                             "step per GPU, per strategy, and the largest batch per GPU size")
+    _add_gin_flags(memory, required=True)
+    memory.add_argument("--gpu_gb", default="24,40,80", help="GPU sizes in GiB, comma-separated")
+    memory.add_argument("--processes", type=positive_int, default=8, help="GPUs (FSDP divides the model state by it)")
+    memory.add_argument("--json", default=None, help="also write the plan (bytes) to this file")
     _add_weight_commands(commands)
+    _add_inpaint_command(commands)
     return parser
+
+
+def frame_size(text: str) -> tuple[int, ...]:
+    """argparse type: 'H' or 'HxW', positive pixels."""
+    try:
+        sides = tuple(int(side) for side in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not H or HxW") from None
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not H or HxW in pixels")
+    return sides
+
+
+def _add_inpaint_command(commands) -> None:
+    """`mmmae inpaint` (mmmae/inpaint.py, docs/inpainting.md)."""
+    inpaint = commands.add_parser("inpaint", help="fill what a mask hides in a video, an image or a dataset's clips "
+                                  "with a trained model; writes PATH.mp4 and PATH.png")
+    inpaint.add_argument("--model", required=True, help="a run directory, a pretrained directory or a model-zoo name")
+    inpaint.add_argument("--input", required=True, help="a video file, an image (a still clip), a folder of them, or "
+                         "a gin data file binding inpaint.dataset = @SomeDataset()")
+    inpaint.add_argument("--mask", required=True, help="what to fill, in pixels of the clip the model sees: "
+                         "box:y0,x0,y1,x1[@t0-t1], span:t0-t1, random:R, or a .png / .npy file (nonzero = fill); "
+                         "join with '+' (ends excluded; docs/inpainting.md)")
+    inpaint.add_argument("--output", required=True, help="PATH of PATH.mp4 and PATH.png")
+    inpaint.add_argument("--samples", type=positive_int, default=1, help="answers drawn (generative decoders only)")
+    inpaint.add_argument("--steps", type=positive_int, help="sampling steps (generative decoders only)")
+    inpaint.add_argument("--seed", type=int, default=0, help="seed of random masks and of sampling")
+    inpaint.add_argument("--modality", default="video", help="the modality to fill (default video)")
+    inpaint.add_argument("--clips", type=positive_int, default=4, help="clips taken from a folder or dataset")
+    inpaint.add_argument("--frames", type=positive_int, help="frames per clip (default: the model's training clips')")
+    inpaint.add_argument("--size", type=frame_size, help="H or HxW of each frame (default: the training clips')")
 
 
 def _add_weight_commands(commands) -> None:
     """`mmmae export`, `mmmae convert` and `mmmae zoo list | download | verify`."""
     export = commands.add_parser("export", help="write a run (or pretrained folder) as a pretrained folder with "
                                                 "metadata and a model card, optionally encoder only")
-    export.add_argument("--src", required=True, help="a run directory or pretrained folder")
+    export.add_argument("--src", required=True, help="a run directory, a checkpoint of one (sharded or not) or a "
+                                                      "pretrained folder")
     export.add_argument("--dst", required=True, help="the pretrained folder to write")
     export.add_argument("--encoder_only", action="store_true", help="leave out decoders and objective heads")
     export.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
@@ -275,14 +322,14 @@ def resume_command(args: argparse.Namespace) -> str:
 
 def run_train(args: argparse.Namespace) -> dict:
     """Parse, then pretrain; a run directory that cannot be used (a run without --resume, --resume
-    with another config) exits with its message."""
+    with another config or a checkpoint this launch cannot load) exits with its message."""
     from mmmae.train import RunDirError, pretrain
 
     parse_config(args.gin_file, [*args.gin_param, *([f"pretrain.init_from = {args.init_from!r}"]
                                                     if args.init_from else [])])
     try:
         return pretrain(output_dir=args.output_dir, resume=args.resume)
-    except RunDirError as error:
+    except (RunDirError, CheckpointLoadError) as error:
         sys.exit(f"mmmae train: {without_gin_calls(error)}")
 
 
@@ -351,6 +398,19 @@ def run_validate(args: argparse.Namespace) -> int:
     return 1 if any(report.get("problems") for report in reports) else 0
 
 
+def run_preflight(args: argparse.Namespace) -> None:
+    """The preflight report on rank 0; a disagreement exits 1 with its message."""
+    from mmmae.preflight import PreflightError, preflight
+
+    parse_config(args.gin_file, args.gin_param)
+    try:
+        report = preflight(args.timeout, args.data)
+    except PreflightError as error:
+        sys.exit(f"mmmae preflight: {error}")
+    if report:
+        print(report)
+
+
 def run_shard(args: argparse.Namespace) -> None:
     from mmmae.data.media.shards import write_shards
     from mmmae.data.media.validation_report import load_source
@@ -364,10 +424,26 @@ def run_shard(args: argparse.Namespace) -> None:
 def run_bench(args: argparse.Namespace) -> None:
     if args.kind == "step":
         return run_step_bench(args)
+    if args.kind == "memory":
+        return run_memory_bench(args)
     from mmmae.bench.data import bench_data, format_data_bench
 
     parse_config(args.gin_file, args.gin_param)
     print(format_data_bench(bench_data(args.batches, args.steps, args.workers)))
+
+
+def run_memory_bench(args: argparse.Namespace) -> None:
+    from mmmae.bench.memory import format_memory_plan, memory_plan_json, parse_gpu_gb, plan_memory
+
+    gpu_gb = parse_gpu_gb(args.gpu_gb)
+    if args.json and not Path(args.json).resolve().parent.is_dir():  # before measuring, not after
+        sys.exit(f"mmmae bench: --json {args.json}: the folder {Path(args.json).resolve().parent} does not exist; "
+                 "create it or give a path in an existing folder")
+    parse_config(args.gin_file, args.gin_param)
+    plan = plan_memory(" + ".join(args.gin_file), gpu_gb, args.processes)
+    print(format_memory_plan(plan))
+    if args.json:
+        Path(args.json).write_text(memory_plan_json(plan))
 
 
 def run_step_bench(args: argparse.Namespace) -> None:
@@ -399,8 +475,16 @@ def run_ttt_command(args: argparse.Namespace) -> None:
                       f"step{'' if steps == 1 else 's'} per item): {args.output_dir}", *summary_lines(summary)]))
 
 
+def run_inpaint_command(args: argparse.Namespace) -> None:
+    from mmmae.inpaint import run_inpaint
+
+    paths = run_inpaint(args.model, args.input, args.mask, args.output, args.samples, args.steps, args.seed,
+                        args.modality, args.clips, args.frames, args.size)
+    print("\n".join(map(str, paths)))
+
+
 WEIGHT_COMMANDS = {"zoo": run_zoo, "export": run_export, "convert": run_convert, "extract": run_extract,
-                   "eval": run_eval_command, "ttt": run_ttt_command}
+                   "eval": run_eval_command, "ttt": run_ttt_command, "inpaint": run_inpaint_command}
 
 
 def run_weight_command(args: argparse.Namespace) -> None:
@@ -424,6 +508,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(run_validate(args))
         if args.command == "bench":
             return run_bench(args)
+        if args.command == "preflight":
+            return run_preflight(args)
         if args.command == "shard":
             return run_shard(args)
         if args.command == "demo-media":
@@ -454,4 +540,5 @@ def main(argv: list[str] | None = None) -> None:
     except Terminated:
         print(f"\nmmmae {args.command}: terminated (SIGTERM)", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
-    print(format_summary(summary))
+    if os.environ.get("RANK", "0") == "0":  # one summary for a launch of several processes
+        print(format_summary(summary))

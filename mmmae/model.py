@@ -12,6 +12,7 @@ from mmmae.nn.blocks import init_weights
 from mmmae.objectives.objective_list import ObjectiveList
 from mmmae.types import (
     BindingProblem,
+    Decoded,
     Masker,
     MaskPlan,
     ModalityOutput,
@@ -157,16 +158,20 @@ class MaskedAutoencoder(nn.Module):
 
     def decode(self, outputs: dict[str, ModalityOutput]) -> None:
         """Each decoded modality's prediction (B, Q, P) at plan.predict, by the model-level decoder
-        or the modality's own."""
+        or the modality's own (given the target at plan.predict when it `takes_target`); a Decoded
+        answer also sets the output's prediction_target and decoder_terms."""
         if self.decoder is not None:
             encoded, tokens = {m: o.encoded for m, o in outputs.items()}, {m: o.tokens for m, o in outputs.items()}
             plans, present = {m: o.plan for m, o in outputs.items()}, {m: o.present for m, o in outputs.items()}
             predictions = self.decoder(encoded, tokens, plans, present)
         else:
             predictions = {m: modality.decoder(outputs[m].encoded, outputs[m].tokens.grid, outputs[m].plan,
-                                               **({"cls": outputs[m].cls} if outputs[m].cls is not None else {}))
+                                               **decoder_extras(modality.decoder, outputs[m]))
                            for m, modality in self.modalities.items() if modality.decoder is not None}
         for m, prediction in predictions.items():
+            if isinstance(prediction, Decoded):
+                outputs[m].prediction_target, outputs[m].decoder_terms = prediction.target, prediction.terms
+                prediction = prediction.prediction
             outputs[m].prediction = prediction
 
     def encode_full_views(self, outputs: dict[str, ModalityOutput], batch: dict) -> None:
@@ -212,6 +217,15 @@ class MaskedAutoencoder(nn.Module):
         """Encoder features of one modality, mean-pooled over its non-padding tokens (and through
         the encoder's pool_norm when it has one): (B, D)."""
         return self.encoder.pool(*self.encode(batch, modality))
+
+
+def decoder_extras(decoder: nn.Module, output: ModalityOutput) -> dict[str, torch.Tensor]:
+    """A modality decoder's keyword inputs beyond (encoded, grid, plan): the encoded class token
+    `cls` when there is one, the target at plan.predict `target` when the decoder takes_target."""
+    extras = {} if output.cls is None else {"cls": output.cls}
+    if getattr(decoder, "takes_target", False):
+        extras["target"] = gather_tokens(output.tokens.target, output.plan.predict)
+    return extras
 
 
 def given(batch: dict, present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:

@@ -3,8 +3,9 @@
 The first signal is recorded and the trainer finishes the step, writes a checkpoint and raises
 :class:`StopRequested`; the CLI prints where the checkpoint is and how to resume, and exits with
 128 + the signal's number (143 for SIGTERM, 130 for Ctrl-C), which Slurm's requeue understands.
-A second signal stops at once. Outside the steps, the CLI ends a command on SIGTERM or Ctrl-C
-with one line ("terminated", "interrupted") and 143 / 130.
+A second Ctrl-C stops at once; a repeated SIGTERM is ignored (under Slurm and torchrun one
+preemption reaches a process twice: from Slurm and forwarded by torchrun). Outside the steps,
+the CLI ends a command on SIGTERM or Ctrl-C with one line ("terminated", "interrupted") and 143 / 130.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ def raise_on_sigterm() -> None:
 
 
 class SignalWatch:
-    """Within `with`: the first SIGTERM/SIGINT is recorded in `received`; a second one restores
-    the previous handlers and re-raises itself (the default action: terminate, KeyboardInterrupt).
-    Outside the main thread, where Python cannot install handlers, it watches nothing."""
+    """Within `with`: the first SIGTERM/SIGINT is recorded in `received`. A later SIGINT (a person
+    pressing Ctrl-C again) restores the previous handlers and re-raises itself (KeyboardInterrupt:
+    stop at once, no checkpoint); a later SIGTERM is ignored, as one preemption can deliver it twice
+    (Slurm signals every task and torchrun forwards its own). Outside the main thread, where Python
+    cannot install handlers, it watches nothing."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -71,12 +74,14 @@ class SignalWatch:
 
     def _handle(self, signum: int, frame) -> None:
         if self.received is not None:
+            if signum == signal.SIGTERM:
+                return
             self._restore()
             signal.raise_signal(signum)
             return
         self.received = signum
         print(f"\nreceived {signal.Signals(signum).name}: stopping after this step with a checkpoint "
-              "(send it again to stop at once, without one)", file=sys.stderr, flush=True)
+              "(Ctrl-C again stops at once, without one)", file=sys.stderr, flush=True)
 
     def requested(self, accelerator: Accelerator) -> int | None:
         """The signal any process received (all processes agree, so that they stop at the same step)."""

@@ -52,7 +52,8 @@ def check_settings(settings: dict) -> None:
 @dataclass(frozen=True)
 class LoopSettings:
     """What train_loop runs by, as pretrain is bound: steps, log_every, save_every and viz_every count
-    optimizer steps; seed draws the masks; global_batch = samples per optimizer step over all processes."""
+    optimizer steps; seed draws the masks; global_batch = samples per optimizer step over all processes;
+    batch_sizes = the per-process batch of each optimizer step when it varies (AdaptiveBatch), else ()."""
 
     steps: int
     seed: int
@@ -62,3 +63,10 @@ class LoopSettings:
     keep_checkpoints: int
     viz_every: int
     global_batch: int
+    batch_sizes: tuple[int, ...] = ()
+
+    def global_batch_at(self, step: int) -> int:
+        """Samples of optimizer step `step` (0-based) over all processes."""
+        if not self.batch_sizes:
+            return self.global_batch
+        return self.global_batch * self.batch_sizes[step] // self.batch_sizes[0]

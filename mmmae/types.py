@@ -61,6 +61,24 @@ class ModalityOutput:
     cls: torch.Tensor | None = None  # (B, D) the encoded class token (Modality.cls_token), else None
     full: torch.Tensor | None = None  # (B, N, D) every token encoded alone (an objective's full_view_modalities)
     full_mask: torch.Tensor | None = None  # (B, N) bool: the full view's tokens that took part
+    prediction_target: torch.Tensor | None = None  # (B, Q, P) what `prediction` is scored against (Decoded.target)
+    decoder_terms: dict[str, torch.Tensor] = field(default_factory=dict)  # {name: (B,)} (Decoded.terms)
+
+
+@dataclass
+class Decoded:
+    """A decoder's answer for one modality when a bare prediction (B, Q, P) does not say it all.
+
+    prediction: (B, Q, P) at plan.predict.
+    target:     (B, Q, P) what the prediction is scored against instead of the tokens' target at
+                plan.predict (a diffusion decoder that predicts the noise it added), or None.
+    terms:      per-sample terms {name: (B,)} for objectives to weigh (DecoderTerm: a VAE's KL
+                divergence, a quantiser's commitment loss).
+    """
+
+    prediction: torch.Tensor
+    target: torch.Tensor | None = None
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,19 +131,22 @@ class Masker(Protocol):
 @runtime_checkable
 class Decoder(Protocol):
     """One modality's decoder: encoded (B, K, D) at plan.keep, the token grid, the plan, and the encoded
-    class token (B, D) when the modality has one -> prediction (B, Q, P) at plan.predict."""
+    class token (B, D) when the modality has one -> prediction (B, Q, P) at plan.predict, or Decoded.
+    A decoder with `takes_target = True` (a diffusion decoder, which noises the target) is also given
+    target=(B, Q, P), the tokens' target at plan.predict."""
 
     def __call__(self, encoded: torch.Tensor, grid: tuple[int, ...], plan: MaskPlan,
-                 cls: torch.Tensor | None = None) -> torch.Tensor: ...
+                 cls: torch.Tensor | None = None) -> "torch.Tensor | Decoded": ...
 
 
 @runtime_checkable
 class ModelDecoder(Protocol):
     """A decoder of several modalities at once (MaskedAutoencoder.decoder): encoded {m: (B, K, D)},
-    tokens, plans and presence {m: (B,)} -> predictions {m: (B, Q, P)} for the modalities it decodes."""
+    tokens, plans and presence {m: (B,)} -> predictions {m: (B, Q, P) or Decoded} for the modalities it
+    decodes."""
 
     def __call__(self, encoded: dict[str, torch.Tensor], tokens: dict[str, Tokens], plans: dict[str, MaskPlan],
-                 present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+                 present: dict[str, torch.Tensor]) -> "dict[str, torch.Tensor | Decoded]": ...
 
 
 @runtime_checkable

@@ -19,7 +19,8 @@ def test_all_published_recipes_ship():
     expected = {"videomae", "mae_st", "quickstart", "audiovisual_mae", "cav_mae", "tvlt", "video_imu", "video_text",
                 "videomae_v2", "smaug", "siammae", "cropmae", "adamae", "marlin", "mgm",
                 "mgmae", "tgm", "quickstart_media", "videomae_folder", "videoprism_stage2", "lv_mae",
-                "two_stream_forgery", "vic_mae", "crossvideomae", "ttt_mae", "cdfsl_v", "ego_only"}
+                "two_stream_forgery", "vic_mae", "crossvideomae", "ttt_mae", "cdfsl_v", "ego_only", "siammcvae",
+                "diffmae", "hvm1", "videomae_v2_giant", "diffusion_mavil", "vq_video", "motionaura"}
     assert expected <= {name.removesuffix(".gin") for name in RECIPES}
 
 

@@ -38,6 +38,17 @@ def test_first_signal_is_recorded_and_a_second_stops_at_once(python_ctrl_c):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_repeated_sigterm_is_ignored_and_the_checkpoint_still_comes(python_ctrl_c):
+    """One preemption can deliver SIGTERM twice (Slurm, then torchrun forwarding it): the second must
+    not end the process before its checkpoint; Ctrl-C after it still stops at once."""
+    with SignalWatch() as watch:
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
+        assert watch.received == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+
+
 def steps_logged(run_dir) -> int:
     metrics = run_dir / "metrics.jsonl"
     return len(metrics.read_text().splitlines()) if metrics.is_file() else 0

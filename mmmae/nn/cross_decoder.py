@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mmmae.nn.pos_embed import sincos_pos_embed
 from mmmae.types import MaskPlan, Tokens, gather_tokens
@@ -65,11 +66,13 @@ class CrossViewDecoder(nn.Module):
     context (one projection for both views; the context gets no decoder positions, the encoder
     already gave them). A final LayerNorm and a linear head give predictions at
     plans[target].predict. Only `target` is predicted; other modalities get no prediction.
+    checkpointing: while training, run each block under activation checkpointing (its
+    activations are recomputed from its inputs in the backward pass instead of stored).
     """
 
     def __init__(self, modalities: dict[str, nn.Module], context: str = "view1", target: str = "view2",
                  dim: int = gin.REQUIRED, depth: int = gin.REQUIRED, heads: int = gin.REQUIRED,
-                 mlp_ratio: float = 4.0, dropout: float = 0.0, pos_embed: str = "joint"):
+                 mlp_ratio: float = 4.0, dropout: float = 0.0, pos_embed: str = "joint", checkpointing: bool = False):
         super().__init__()
         for binding, name in (("context", context), ("target", target)):
             if name not in modalities:
@@ -82,6 +85,7 @@ class CrossViewDecoder(nn.Module):
             raise ValueError(f"CrossViewDecoder: the token widths of {context!r} and {target!r} differ "
                              f"({sorted(widths)})")
         self.context, self.target, self.pos_embed = context, target, pos_embed
+        self.checkpointing = checkpointing
         self.embed = nn.Linear(widths.pop(), dim, bias=False)
         self.mask_token = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, dim), std=0.02))
         self.blocks = nn.ModuleList([CrossSelfBlock(dim, heads, mlp_ratio, dropout) for _ in range(depth)])
@@ -91,6 +95,12 @@ class CrossViewDecoder(nn.Module):
     def forward(self, encoded: dict[str, torch.Tensor], tokens: dict[str, Tokens], plans: dict[str, MaskPlan],
                 present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """encoded {m: (B, K_m, in_dim)} -> {target: predictions (B, Q, P) at plans[target].predict}."""
+        return {self.target: self.decode_target(encoded, tokens, plans)}
+
+    def decode_target(self, encoded: dict[str, torch.Tensor], tokens: dict[str, Tokens], plans: dict[str, MaskPlan],
+                      shift: torch.Tensor | None = None) -> torch.Tensor:
+        """The target's predictions (B, Q, P) at plans[target].predict; `shift` (B, dim), when given, is
+        added to every query after its position (a latent's embedding: VariationalDecoder)."""
         plan, grid = plans[self.target], tokens[self.target].grid
         context = self.embed(encoded[self.context])
         visible = self.embed(encoded[self.target])
@@ -98,6 +108,9 @@ class CrossViewDecoder(nn.Module):
         queries = self.mask_token.to(visible.dtype).expand(batch, num_tokens, dim)
         queries = queries.scatter(1, repeat(plan.keep, "b k -> b k d", d=dim), visible)
         q = queries + sincos_pos_embed(grid, dim, self.pos_embed, visible.device).to(visible.dtype)
+        if shift is not None:
+            q = q + shift.to(q.dtype).unsqueeze(1)
         for block in self.blocks:
-            q = block(q, context)
-        return {self.target: self.head(gather_tokens(self.norm(q), plan.predict))}
+            q = checkpoint(block, q, context, use_reentrant=False) if self.checkpointing and self.training \
+                else block(q, context)
+        return self.head(gather_tokens(self.norm(q), plan.predict))

@@ -15,12 +15,14 @@ class JointDecoder(FusedDecoder):
 
     cross_modal=True (AV-MAE's inpainting): the mask tokens of modality A attend only to the
     other modalities' visible tokens and to each other, so A is reconstructed from the
-    others; one decoder pass per modality. Absent modalities take no part.
+    others; one decoder pass per modality. Absent modalities take no part. checkpointing: while
+    training, run each block under activation checkpointing.
     """
 
     def __init__(self, modalities: dict[str, nn.Module], dim: int = gin.REQUIRED, depth: int = gin.REQUIRED,
-                 heads: int = gin.REQUIRED, pos_embed: str = "joint", cross_modal: bool = False):
-        super().__init__(modalities, dim, depth, heads, pos_embed)
+                 heads: int = gin.REQUIRED, pos_embed: str = "joint", cross_modal: bool = False,
+                 checkpointing: bool = False):
+        super().__init__(modalities, dim, depth, heads, pos_embed, checkpointing)
         if cross_modal and len(modalities) < 2:
             raise ValueError("JointDecoder.cross_modal = True needs at least two modalities")
         self.cross_modal = cross_modal

@@ -11,9 +11,11 @@ from mmmae.types import MaskPlan, Tokens
 
 class FusedDecoder(nn.Module):
     """What the shared and joint decoders own: the input projection, the mask token, one
-    embedding and one output head per modality, and the transformer."""
+    embedding and one output head per modality, and the transformer. checkpointing: while
+    training, run each block under activation checkpointing (see Transformer)."""
 
-    def __init__(self, modalities: dict[str, nn.Module], dim: int, depth: int, heads: int, pos_embed: str):
+    def __init__(self, modalities: dict[str, nn.Module], dim: int, depth: int, heads: int, pos_embed: str,
+                 checkpointing: bool = False):
         super().__init__()
         in_dims = {m.tokenizer.dim for m in modalities.values()}
         if len(in_dims) != 1:
@@ -23,7 +25,7 @@ class FusedDecoder(nn.Module):
         self.modality_embed = nn.ParameterDict(
             {name: nn.Parameter(nn.init.trunc_normal_(torch.empty(1, 1, dim), std=0.02)) for name in modalities})
         self.heads = nn.ModuleDict({name: nn.Linear(dim, m.target_dim) for name, m in modalities.items()})
-        self.transformer = Transformer(dim, depth, heads)
+        self.transformer = Transformer(dim, depth, heads, checkpointing=checkpointing)
         self.pos_embed = pos_embed
 
     def _positions(self, name: str, tokens: Tokens, like: torch.Tensor) -> torch.Tensor:
@@ -46,8 +48,8 @@ class SharedDecoder(FusedDecoder):
     """The same decoder weights run on each modality alone (AV-MAE's `same_decoder`, TVLT)."""
 
     def __init__(self, modalities: dict[str, nn.Module], dim: int = gin.REQUIRED, depth: int = gin.REQUIRED,
-                 heads: int = gin.REQUIRED, pos_embed: str = "joint"):
-        super().__init__(modalities, dim, depth, heads, pos_embed)
+                 heads: int = gin.REQUIRED, pos_embed: str = "joint", checkpointing: bool = False):
+        super().__init__(modalities, dim, depth, heads, pos_embed, checkpointing)
 
     def forward(self, encoded: dict[str, torch.Tensor], tokens: dict[str, Tokens], plans: dict[str, MaskPlan],
                 present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

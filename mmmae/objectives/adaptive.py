@@ -12,7 +12,8 @@ class AdaptiveMaskingLoss:
     """L_s = -mean over samples of mean over predicted tokens i of log p_i * stop_grad(error_i).
 
     log p (B, N) is the sampler's plan.aux["log_prob"] (masking.adaptive.AdaptiveMasking);
-    error_i is the per-token MSE of Reconstruction (mean over the P target values). Its
+    error_i is the per-token MSE of Reconstruction (mean over the P target values), against the
+    decoder's own target when it gives one (ModalityOutput.prediction_target). Its
     gradient raises p where the error is high, so the sampler learns to show the tokens the
     decoder finds hard (AdaMAE: L = L_r + 1e-4 * L_s). Samples without the modality are
     skipped and counted (or an error with strict=True).
@@ -35,7 +36,9 @@ class AdaptiveMaskingLoss:
                 f"bind {self.modality}/Modality.masker = @{self.modality}/AdaptiveMasking()"
             )
         usable, logs = usable_samples(self.name, [self.modality], outputs, batch, self.strict)
-        target = gather_tokens(out.tokens.target, out.plan.predict)
+        target = out.prediction_target
+        if target is None:
+            target = gather_tokens(out.tokens.target, out.plan.predict)
         error = (out.prediction.detach().float() - target.float()).pow(2).mean(dim=-1)
         log_prob = torch.gather(out.plan.aux["log_prob"], 1, out.plan.predict)
         per_sample = -(log_prob * error).mean(dim=1)

@@ -37,7 +37,8 @@ class Reconstruction:
     over the samples that have the modality; samples without it are skipped and counted (or an
     error with strict=True).
     The targets are Tokens.target: the tokenizer's (normalised pixels), or Modality.target's
-    (a teacher's tokens, mmmae/targets/).
+    (a teacher's tokens, mmmae/targets/); or the decoder's own (Decoded.target: the noise a
+    diffusion decoder predicts).
     """
 
     full_view_modalities: tuple[str, ...] = ()  # encodes no full view (the Objective protocol)
@@ -56,7 +57,9 @@ class Reconstruction:
                              f"tokens ({self.modality}/Modality.masker; none hides nothing) and a decoder "
                              f"({self.modality}/Modality.decoder) or a model-level MaskedAutoencoder.decoder")
         usable, logs = usable_samples(self.name, [self.modality], outputs, batch, self.strict)
-        target = gather_tokens(out.tokens.target, out.plan.predict)
+        target = out.prediction_target
+        if target is None:
+            target = gather_tokens(out.tokens.target, out.plan.predict)
         per_token = distance(self.loss, out.prediction, target)
         weight = torch.ones_like(per_token) if out.plan.loss_weight is None else out.plan.loss_weight.float()
         if out.tokens.valid is not None:  # padding is never a target, whatever the masker

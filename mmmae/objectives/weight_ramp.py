@@ -22,3 +22,18 @@ class CosineRamp:
 
     def __call__(self, step: int) -> float:
         return self.final * min(1.0, self.scale * (1 - math.cos(math.pi * min(step, self.steps) / self.steps)))
+
+
+@gin.configurable(module="mmmae")
+class LinearRamp:
+    """weight(step) = final * min(step, steps) / steps: 0 at step 0, `final` from step `steps` on. A
+    VAE's KL warm-up (recipes/siammcvae.gin): `view2/DecoderTerm.weight = @view2/LinearRamp()`; the step
+    is the one the trainer passes (a resumed run continues the ramp)."""
+
+    def __init__(self, steps: int = gin.REQUIRED, final: float = 1.0):
+        if steps < 1:
+            raise ValueError(f"LinearRamp.steps must be at least 1, got {steps}")
+        self.steps, self.final = steps, final
+
+    def __call__(self, step: int) -> float:
+        return self.final * min(step, self.steps) / self.steps

@@ -194,5 +194,5 @@ class AudioTokenizer(PixelTokenizer):
         if self.training and self.augment is not None:  # per sample, drawn from the global torch RNG
             fbank = torch.stack([self.augment(sample, torch.default_generator) for sample in fbank])
         spectrogram = self.standardize(fbank[:, None])  # (B, 1, T, F)
-        embed = rearrange(self.proj(spectrogram), "b d t f -> b (t f) d")
+        embed = rearrange(self.project(spectrogram), "b d t f -> b (t f) d")
         return self.tokens(embed, spectrogram, self.grid, self.kernel)

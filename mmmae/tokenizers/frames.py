@@ -42,6 +42,6 @@ class FrameTokenizer(PixelTokenizer):
     def forward(self, pixels: torch.Tensor) -> Tokens:
         grid = self.grid(pixels.shape)
         frames = rearrange(pixels, "b c t h w -> (b t) c h w") if pixels.ndim == 5 else pixels
-        embed = self.proj(self.standardize(frames))
+        embed = self.project(self.standardize(frames))
         embed = rearrange(embed, "(b t) d h w -> b (t h w) d", b=pixels.shape[0])
         return self.tokens(embed, pixels, grid, self.kernel if pixels.ndim == 5 else self.kernel[1:])

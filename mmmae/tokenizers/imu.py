@@ -239,7 +239,7 @@ class IMUGraphTokenizer(nn.Module):
                 features = rearrange(windows, "b t w c -> b t (w c)")
             else:
                 features = spectrogram_db(windows, self.stft_fft, self.stft_hop, self.hann)
-            nodes.append(self.proj[name](features))
+            nodes.append(self.proj[name](features.to(self.proj[name].weight.dtype)))  # FSDP's bf16 parameters
             common.append(F.pad(resample(windows, self.target_samples), (0, self.max_channels - channels)))
         h = torch.stack(nodes, dim=2)  # (B, T', V, D)
         common = torch.stack(common, dim=2)  # (B, T', V, S, C)

@@ -99,6 +99,11 @@ class PixelTokenizer(nn.Module):
         shape = (-1,) + (1,) * (pixels.ndim - 2)
         return (pixels - self.mean.view(shape)) / self.std.view(shape)
 
+    def project(self, standardized: torch.Tensor) -> torch.Tensor:
+        """`proj` of standardised pixels, cast to its weight's dtype (bf16 parameters under FSDP's
+        bf16, which leaves the batch in fp32: the targets are cut from the uncast pixels)."""
+        return self.proj(standardized.to(self.proj.weight.dtype))
+
     def tokens(self, embed: torch.Tensor, pixels: torch.Tensor, grid: tuple[int, ...], kernel: Sequence[int]) -> Tokens:
         """Patch embeddings (B, N, D) + positions, and the targets of `pixels` cut by `kernel`."""
         embed = embed + self.positions(grid, embed.device).to(embed.dtype)

@@ -28,6 +28,6 @@ class SegmentEmbeddingTokenizer(nn.Module):
             raise ValueError(f"SegmentEmbeddingTokenizer expects float segment embeddings (B, L, {self.target_dim}) "
                              f"(SegmentEmbeddingTokenizer.input_dim), got {tuple(segments.shape)} {segments.dtype}")
         grid = (segments.shape[1],)
-        embed = self.proj(segments)
+        embed = self.proj(segments.to(self.proj.weight.dtype))  # FSDP's bf16 parameters; target fp32
         embed = embed + sincos_pos_embed(grid, self.dim, "joint", embed.device).to(embed.dtype)
         return Tokens(embed=embed, target=segments, grid=grid, valid=segments.ne(0).any(dim=-1))

@@ -60,5 +60,5 @@ class TubeletTokenizer(PixelTokenizer):
 
     def forward(self, video: torch.Tensor) -> Tokens:
         grid = self.grid(video.shape)
-        embed = self.proj(self.standardize(video)).flatten(2).transpose(1, 2)
+        embed = self.project(self.standardize(video)).flatten(2).transpose(1, 2)
         return self.tokens(embed, self.target_clip(video, grid), grid, self.target_kernel)

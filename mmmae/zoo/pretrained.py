@@ -33,9 +33,10 @@ from safetensors.torch import load_file, save_file
 
 from mmmae import __version__
 from mmmae import config as mmmae_config
-from mmmae.checkpoint import MODEL_FILE
+from mmmae.checkpoint import MODEL_FILE, TRAINER_STATE
 from mmmae.config import OPERATIVE_CONFIG, parse_config
 from mmmae.model import MaskedAutoencoder
+from mmmae.sharded_checkpoint import MODEL_SHARDS, consolidated_state
 from mmmae.zoo.model_card import model_card
 
 METADATA_FILE = "mmmae.json"
@@ -111,8 +112,12 @@ def save_pretrained(model: MaskedAutoencoder, directory: str | Path, config: str
 
 def _from_directory(directory: Path) -> PretrainedFiles:
     weights, config, meta = directory / MODEL_FILE, directory / OPERATIVE_CONFIG, directory / METADATA_FILE
+    if (directory / TRAINER_STATE).is_file():  # a checkpoint of a run (run/checkpoints/step_N): the run's config
+        config = directory.parent.parent / OPERATIVE_CONFIG
+        if (directory / MODEL_SHARDS).is_dir():  # an FSDP run's shards, consolidated on load (read_weights)
+            weights = directory / MODEL_SHARDS
     for path, what in ((weights, "weights"), (config, "gin config")):
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(
                 f"{directory} is not a pretrained model directory: its {what} {path.name} is missing")
     metadata = json.loads(meta.read_text()) if meta.is_file() else {}
@@ -205,7 +210,10 @@ def frozen_model(source: str | Path) -> MaskedAutoencoder:
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """A safetensors state dict; a ValueError naming the file when it is truncated or not safetensors."""
+    """A safetensors state dict, or a sharded checkpoint's (a DCP folder) consolidated; a ValueError naming
+    the file when it is truncated or not safetensors."""
+    if path.is_dir():
+        return consolidated_state(path)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as error:

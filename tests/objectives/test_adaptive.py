@@ -110,3 +110,15 @@ def test_a_masker_without_log_prob_names_the_objective_and_the_binding():
     with pytest.raises(ValueError, match=r"video_adaptive_masking: AdaptiveMaskingLoss needs .*aux keys \[\]; "
                                          r"bind video/Modality\.masker = @video/AdaptiveMasking\(\)"):
         AdaptiveMaskingLoss()({"video": out}, {})
+
+
+def test_the_error_is_against_the_decoders_own_target_when_it_gives_one():
+    logits, target, prediction = example()
+    log_prob = torch.log_softmax(logits, -1)
+    own = torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(1))
+    out = output(log_prob, prediction, target)
+    out.prediction_target = own
+    loss, _ = AdaptiveMaskingLoss()({"video": out}, {})
+    error = (prediction.detach() - own).pow(2).mean(dim=-1)
+    expected = -(torch.gather(log_prob, 1, PREDICT) * error).mean(dim=1).mean()
+    torch.testing.assert_close(loss, expected)

@@ -8,7 +8,7 @@ import torch
 from mmmae.config import parse_config
 from mmmae.masking.rng import MaskRNG
 from mmmae.model import MaskedAutoencoder
-from mmmae.objectives.weight_ramp import CosineRamp
+from mmmae.objectives.weight_ramp import CosineRamp, LinearRamp
 from tests.conftest import MICRO_GIN
 
 
@@ -26,6 +26,15 @@ def test_a_bad_ramp_is_refused():
         CosineRamp(steps=0)
     with pytest.raises(ValueError, match="CosineRamp.scale must be positive"):
         CosineRamp(steps=10, scale=0)
+
+
+def test_the_linear_ramp_rises_from_zero_to_final_and_stays():
+    ramp = LinearRamp(steps=40, final=1e-3)
+    assert ramp(0) == 0.0
+    assert ramp(10) == pytest.approx(0.25e-3)
+    assert ramp(39) < ramp(40) == ramp(41) == ramp(10_000) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="LinearRamp.steps must be at least 1"):
+        LinearRamp(steps=0)
 
 
 def test_the_model_weighs_an_objective_by_the_step_it_is_given():

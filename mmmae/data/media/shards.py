@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import glob
 import io
+import itertools
 import json
 import logging
 import os
+import re
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import datasets
+import fsspec
 import gin
 
 from mmmae.data.media.layouts import COLUMNS, MEDIA_COLUMNS
@@ -123,18 +126,51 @@ def write_shards(dataset: datasets.Dataset, out_dir: str | os.PathLike, max_samp
     return shards
 
 
+def is_url(path: str | os.PathLike) -> bool:
+    """Whether `path` names remote storage by an fsspec protocol (https://, s3://, gs://, hf://, ...)."""
+    return "://" in os.fspath(path) and not os.fspath(path).startswith("file://")
+
+
+def expand_ranges(pattern: str) -> list[str]:
+    """webdataset's shard notation: every ``{first..last}`` range of integers expanded, zero-padded
+    to the width of `first` (``shard-{000000..000002}.tar`` -> shard-000000.tar, ..., shard-000002.tar)."""
+    ranges = list(re.finditer(r"\{(\d+)\.\.(\d+)\}", pattern))
+    for bad in (r for r in ranges if int(r[1]) > int(r[2])):
+        raise ValueError(f"{pattern}: the range {bad[0]} counts down; write it as {{{bad[2]}..{bad[1]}}}")
+    choices = [[str(n).zfill(len(r[1])) for n in range(int(r[1]), int(r[2]) + 1)] for r in ranges]
+    pieces = re.split(r"\{\d+\.\.\d+\}", pattern)
+    return ["".join(p + v for p, v in zip(pieces, values)) + pieces[-1] for values in itertools.product(*choices)]
+
+
+def remote_shards(pattern: str) -> list[str]:
+    """The URLs of a remote pattern: its ranges expanded, wildcards (``*``, ``?``, ``[``) matched by fsspec's glob."""
+    urls = []
+    for url in expand_ranges(pattern):
+        if glob.has_magic(url):
+            fs, _ = fsspec.core.url_to_fs(url)
+            urls += sorted(fs.unstrip_protocol(match) for match in fs.glob(url))
+        else:
+            urls.append(url)
+    if not urls:
+        raise FileNotFoundError(f"no shards found at {pattern}")
+    return urls
+
+
 def shard_paths(pattern_or_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
-    """Absolute shard paths: a list as given; a directory's ``*.tar`` files; an existing file; else
-    a glob pattern's matches, sorted."""
+    """Shard paths: a list as given (local paths made absolute); a remote URL pattern's URLs
+    (:func:`remote_shards`); a local directory's ``*.tar`` files; an existing file; else a glob
+    pattern's matches, sorted, after ``{first..last}`` ranges are expanded."""
     if not isinstance(pattern_or_paths, (str, os.PathLike)):
-        return [os.path.abspath(p) for p in pattern_or_paths]
+        return [os.fspath(p) if is_url(p) else os.path.abspath(p) for p in pattern_or_paths]
+    if is_url(pattern_or_paths):
+        return remote_shards(os.fspath(pattern_or_paths))
     path = os.path.abspath(os.path.expanduser(os.fspath(pattern_or_paths)))
     if os.path.isdir(path):
         paths = sorted(glob.glob(os.path.join(glob.escape(path), "*.tar")))
     elif os.path.exists(path):
         paths = [path]
     else:
-        paths = sorted(glob.glob(path))
+        paths = sorted(match for expanded in expand_ranges(path) for match in glob.glob(expanded))
     if not paths:
         raise FileNotFoundError(f"no shards found at {os.fspath(pattern_or_paths)}")
     return paths
@@ -161,9 +197,12 @@ def _row(example: dict[str, Any]) -> dict[str, Any]:
 def stream_shards(pattern_or_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> datasets.IterableDataset:
     """Stream shards written by :func:`write_shards` (paths, a directory or a glob pattern) as rows
     with the layout columns, media as bytes (None where absent), plus ``shard_member``
-    ("<shard path>#<key>", which error reports name). Local files only, no network;
-    ``n_shards`` is the number of tar files, so DataLoader workers split them."""
-    files = [glob.escape(path) for path in shard_paths(pattern_or_paths)]  # data_files are glob patterns
+    ("<shard path>#<key>", which error reports name); ``n_shards`` is the number of tar files, so
+    DataLoader workers (and processes, mmmae.data.rank_split) split them. Remote shards stream through
+    fsspec: ``https://host/data/shard-{000000..000099}.tar``, ``s3://bucket/shards/*.tar`` (s3fs,
+    gcsfs etc. installed for their protocols; http needs aiohttp)."""
+    files = [path if is_url(path) else glob.escape(path)  # local data_files are glob patterns
+             for path in shard_paths(pattern_or_paths)]
     raw = datasets.load_dataset("webdataset", data_files={"train": files}, split="train", streaming=True,
                                 features=_TAR_FEATURES)
     return raw.map(_row, remove_columns=list(_TAR_FEATURES), features=SHARD_FEATURES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterator
 
@@ -12,6 +13,7 @@ import torch
 
 from mmmae.data.media.dataset import MediaDataset
 from mmmae.data.media.errors import MediaError
+from mmmae.data.rank_split import split_shards
 
 
 @gin.configurable(module="mmmae")
@@ -30,6 +32,10 @@ class StreamingMediaDataset(MediaDataset, torch.utils.data.IterableDataset):
     each worker's share a multiple of the batch size (samples_per_epoch a multiple of
     batch_size * max(1, num_workers)), at least one shard per worker and one process.
     Unreadable rows are logged and skipped, counted on the next sample yielded (bad_samples).
+    On several processes the trainer reads through :meth:`for_rank`: each process its own shards
+    and samples_per_epoch // world_size samples an epoch, row j of worker w having index
+    (j * W + w) * world_size + rank (the one-process index with world_size 1); resuming is
+    bitwise exact when samples_per_epoch is a multiple of batch_size * max(1, num_workers) * world_size.
     Evaluation (train=False): one pass over the stream in order, None for an unreadable row
     (``collate`` leaves it out and counts it in left_out). Every other argument is MediaDataset's.
     """
@@ -40,29 +46,50 @@ class StreamingMediaDataset(MediaDataset, torch.utils.data.IterableDataset):
             raise ValueError(f"StreamingMediaDataset.samples_per_epoch must be >= 1, got {samples_per_epoch}")
         super().__init__(source, **kwargs)
         self.samples_per_epoch, self.shuffle_buffer = samples_per_epoch, shuffle_buffer
+        self.rank, self.world_size = 0, 1
 
     def __len__(self) -> int:
-        return self.samples_per_epoch
+        return self.samples_per_epoch // self.world_size
+
+    def uneven_epoch(self, batch_size: int, workers: int, world_size: int) -> str | None:
+        """Why an epoch read by `workers` loader workers on each of `world_size` processes would not be
+        whole batches of batch_size on every worker (a resume would then land elsewhere), or None."""
+        unit = batch_size * max(1, workers) * world_size
+        if self.samples_per_epoch % unit == 0:
+            return None
+        fits = max(unit, self.samples_per_epoch // unit * unit)
+        return (f"StreamingMediaDataset.samples_per_epoch = {self.samples_per_epoch} is not a multiple of batch_size "
+                f"{batch_size} x max(1, num_workers) {max(1, workers)} x processes {world_size} = {unit}: epochs "
+                f"would end in partial batches and --resume would not continue where the run stopped; use "
+                f"{fits} (or change pretrain.batch_size / pretrain.num_workers)")
+
+    def for_rank(self, rank: int, world_size: int, workers: int) -> StreamingMediaDataset:
+        """This dataset as process `rank` of `world_size` reads it (mmmae.data.rank_split.split_shards:
+        its own shards, for `workers` loader workers), sharing the epoch with this one."""
+        part = copy.copy(self)
+        part.rows = split_shards(self.rows, rank, world_size, workers)
+        part.rank, part.world_size = rank, world_size
+        return part
 
     def __getitem__(self, index: int):
         raise TypeError("StreamingMediaDataset is iterable only")
 
     def __iter__(self) -> Iterator[dict | list[dict] | None]:
         worker = torch.utils.data.get_worker_info()
-        workers, rank = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+        workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
         if not self.train:
             for position, row in enumerate(self.rows):
-                clips = self.read_or_report(row, position * workers + rank)
+                clips = self.read_or_report(row, position * workers + worker_id)
                 yield None if clips is None else self.sample(clips, 0)
             return
-        share = self.samples_per_epoch // workers + (rank < self.samples_per_epoch % workers)
+        share = len(self) // workers + (worker_id < len(self) % workers)
         yielded = skipped = position = 0
         for round_ in itertools.count():
             before = yielded
             for row in self._shuffled(round_):
                 if yielded == share:
                     return
-                clips = self.read_or_report(row, position * workers + rank)
+                clips = self.read_or_report(row, (position * workers + worker_id) * self.world_size + self.rank)
                 position += 1
                 if clips is None:
                     skipped += 1

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from mmmae.config import parse_config
+from mmmae.config import ConfigError, parse_config
 from mmmae.data.media.clip_sampling import DenseSampling
 from mmmae.data.media.layouts import class_folder
 from mmmae.data.media.shards import stream_shards, write_shards
@@ -85,12 +85,26 @@ def test_pretrain_on_shards_resumes_mid_epoch_bitwise(media, tmp_path, monkeypat
     assert losses(tmp_path / "resumed") == losses(tmp_path / "whole")
 
 
+def shard_bindings(root, samples: int) -> list[str]:
+    return [f"MEDIA_TRAIN = '{root / 'train'}'", f"MEDIA_TEST = '{root / 'test'}'",
+            f"MEDIA_SHARDS = '{root / 'shards'}'", f"SHARD_SAMPLES = {samples}", "FRAMES = 8", "STRIDE = 1",
+            "FRAME_SIZE = 16", "pretrain.num_workers = 2", "pretrain.steps = 3", "pretrain.log_every = 1"]
+
+
 def test_pretrain_streams_shards_with_loader_workers(media, tmp_path):
     root, _ = media
-    bindings = [f"MEDIA_TRAIN = '{root / 'train'}'", f"MEDIA_TEST = '{root / 'test'}'",
-                f"MEDIA_SHARDS = '{root / 'shards'}'", "SHARD_SAMPLES = 7", "FRAMES = 8", "STRIDE = 1",
-                "FRAME_SIZE = 16", "pretrain.num_workers = 2", "pretrain.steps = 3", "pretrain.log_every = 1"]
-    parse_config(["recipes/quickstart_media.gin", "data/media_shards.gin", str(MICRO_OVERRIDES)], bindings)
+    parse_config(["recipes/quickstart_media.gin", "data/media_shards.gin", str(MICRO_OVERRIDES)],
+                 shard_bindings(root, 8))  # one batch of 4 on each of 2 workers an epoch
     pretrain(output_dir=str(tmp_path / "run"))
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
+
+
+def test_an_epoch_of_partial_batches_is_refused_before_the_run_directory_exists(media, tmp_path):
+    root, _ = media
+    parse_config(["recipes/quickstart_media.gin", "data/media_shards.gin", str(MICRO_OVERRIDES)],
+                 shard_bindings(root, 7))
+    with pytest.raises(ConfigError, match=r"StreamingMediaDataset.samples_per_epoch = 7 is not a multiple of "
+                       r"batch_size 4 x max\(1, num_workers\) 2 x processes 1 = 8(.|\n)*use 8(.|\n)*media_shards.gin"):
+        pretrain(output_dir=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
