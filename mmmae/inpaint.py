@@ -69,8 +69,10 @@ class Inpainting:
 
 @torch.no_grad()
 def inpaint_clips(model: MaskedAutoencoder, clips: torch.Tensor, mask: torch.Tensor, modality: str = "video",
-                  num_samples: int = 1, generator: torch.Generator | None = None, **settings) -> torch.Tensor:
+                  num_samples: int = 1, generator: torch.Generator | None = None,
+                  context: dict[str, torch.Tensor] | None = None, **settings) -> torch.Tensor:
     """Clips (B, C, T, H, W) in [0, 1], pixel mask (B, T, H, W) True = fill -> (S, B, C, T, H, W):
+    (context: the model's other modalities {m: (B, ...)}, seen whole, for a decoder that needs them)
     the tokens with a masked pixel filled by the model (`mmmae.generate.fill`), drawn as pixels
     (hidden tokens take per-patch statistics from their nearest visible ones) and put in at the
     masked pixels only; every other pixel is the input's, bit for bit."""
@@ -78,19 +80,23 @@ def inpaint_clips(model: MaskedAutoencoder, clips: torch.Tensor, mask: torch.Ten
     if hidden.all(dim=1).any() or not hidden.any(dim=1).all():
         raise ValueError("the mask must leave some tokens of every clip visible and hide some: it hides "
                          f"{hidden.sum(dim=1).tolist()} of {hidden.shape[1]} tokens")
+    context = context or {}
     return torch.cat([filled_clip(model, clips[b:b + 1], mask[b:b + 1], hidden[b:b + 1], modality, num_samples,
-                                  generator, settings) for b in range(clips.shape[0])], dim=1)
+                                  generator, settings, {m: x[b:b + 1] for m, x in context.items()})
+                      for b in range(clips.shape[0])], dim=1)
 
 
 def filled_clip(model: MaskedAutoencoder, clip: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor,
-                modality: str, num_samples: int, generator: torch.Generator | None, settings: dict) -> torch.Tensor:
+                modality: str, num_samples: int, generator: torch.Generator | None, settings: dict,
+                context: dict[str, torch.Tensor]) -> torch.Tensor:
     """One clip (1, C, T, H, W) (masks hide different token counts in different clips) -> (S, 1, C, T, H, W).
     Nothing reads the masked pixels: they are blanked (`blanked`) before anything tokenizes or fills
     (a frozen VQ attends over the whole clip, so its visible codes would see them); the input clip is
     kept for the final composite only."""
     plan = hidden_plan(hidden)
     seen = blanked(clip, mask)
-    answers = fill(model, {modality: seen}, modality, plan, num_samples=num_samples, generator=generator, **settings)
+    answers = fill(model, {**context, modality: seen}, modality, plan, num_samples=num_samples, generator=generator,
+                   **settings)
     given = model.modalities[modality].tokenizer(seen)
     target, index = given.target, plan.predict if given.target.ndim == 2 else plan.predict[..., None]
     samples = []
@@ -125,13 +131,18 @@ def check_inpaintable(model: MaskedAutoencoder, modality: str, decoder: torch.nn
         tokenizer = type(model.modalities[modality].tokenizer).__name__
         raise ValueError(f"--modality {modality}: {modality!r} is tokenized by {tokenizer}, not as clips "
                          f"(C, T, H, W): inpaint fills clips only; this model's clip modalities: {clips}")
-    others = [m for m in model.modalities if m != modality]
-    if decoder is model.decoder and others:
-        raise ValueError(f"--modality {modality}: {type(decoder).__name__} (MaskedAutoencoder.decoder) decodes "
-                         f"every modality together and needs the model's other modalities {others} as context, "
-                         "which mmmae inpaint does not supply; fill from Python with mmmae.generate.fill(model, "
-                         f"{{{', '.join(repr(m) + ': ...' for m in model.modalities)}}}, {modality!r}, plan) "
-                         "(docs/inpainting.md)")
+
+
+def check_context(model: MaskedAutoencoder, modality: str, decoder: torch.nn.Module, source: str,
+                  context: dict[str, torch.Tensor]) -> None:
+    """A ValueError naming --input when a model-level decoder needs the model's other modalities and the
+    input does not carry them (only a gin data file's samples can: e.g. FramePairs' past frame)."""
+    missing = [m for m in model.modalities if m != modality and m not in context]
+    if decoder is model.decoder and missing:
+        raise ValueError(f"--input {source}: {type(decoder).__name__} (MaskedAutoencoder.decoder) decodes every "
+                         f"modality together and needs the model's other modalities {missing} as context, seen "
+                         "whole: give --input a gin data file whose inpaint.dataset samples carry them (e.g. "
+                         "@FramePairs() for a frame-pair model; docs/inpainting.md)")
 
 
 def clip_shape(model: MaskedAutoencoder, modality: str, frames: int | None, size: Sequence[int] | None
@@ -155,19 +166,23 @@ def clip_shape(model: MaskedAutoencoder, modality: str, frames: int | None, size
     return frames, height, width
 
 
-def read_input(source: str, shape: tuple[int, int, int], modality: str, clips: int) -> tuple[torch.Tensor, list[str]]:
-    """The clips (B, 3, T, H, W) in [0, 1] of a video, an image, a media folder or a gin data file, and their names."""
+def read_input(source: str, shape: tuple[int, int, int], modality: str, clips: int,
+               others: dict[str, tuple[int, int, int]] | None = None
+               ) -> tuple[torch.Tensor, list[str], dict[str, torch.Tensor]]:
+    """The clips (B, 3, T, H, W) in [0, 1] of a video, an image, a media folder or a gin data file, their
+    names, and (a data file only) the samples' `others` modalities {m: (B, C, T_m, H_m, W_m)} fitted to
+    their shapes, where every sample has them."""
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"--input {source}: no such file or folder")
     if path.suffix == ".gin":
-        return dataset_clips(path, shape, modality, clips)
+        return dataset_clips(path, shape, modality, clips, others or {})
     files = [path] if path.is_file() else sorted(
         p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES))[:clips]
     if not files:
         raise FileNotFoundError(f"--input {source}: the folder holds no video ({', '.join(VIDEO_SUFFIXES)}) or image "
                                 f"({', '.join(IMAGE_SUFFIXES)}) files")
-    return torch.stack([fitted(read_media(f, shape[0]), shape) for f in files]), [f.name for f in files]
+    return torch.stack([fitted(read_media(f, shape[0]), shape) for f in files]), [f.name for f in files], {}
 
 
 def read_media(path: Path, frames: int) -> torch.Tensor:
@@ -190,10 +205,11 @@ def read_media(path: Path, frames: int) -> torch.Tensor:
     return rearrange(video, "t h w c -> c t h w").float() / 255
 
 
-def dataset_clips(path: Path, shape: tuple[int, int, int], modality: str, clips: int
-                  ) -> tuple[torch.Tensor, list[str]]:
+def dataset_clips(path: Path, shape: tuple[int, int, int], modality: str, clips: int,
+                  others: dict[str, tuple[int, int, int]]) -> tuple[torch.Tensor, list[str], dict[str, torch.Tensor]]:
     """The first `clips` readable samples' `modality` of the dataset a gin data file binds to `inpaint.dataset`
-    (the file is parsed alone, after the model is built: it binds everything its dataset needs)."""
+    (the file is parsed alone, after the model is built: it binds everything its dataset needs), and the
+    same samples' `others` clips {m: shape} where every one of them has m."""
     from mmmae.config import parse_config
 
     parse_config([str(path)])  # alone: the model is built already
@@ -207,17 +223,20 @@ def dataset_clips(path: Path, shape: tuple[int, int, int], modality: str, clips:
     except (TypeError, ValueError) as error:  # a dataset's own check
         raise ValueError(f"--input {path}: the data file must bind inpaint.dataset = @SomeDataset() "
                          f"({error})") from None
-    found, names = [], []
+    found, names, samples = [], [], []
     for index in range(len(dataset)):
         sample = dataset[index]
         if sample is not None and isinstance(sample.get(modality), torch.Tensor) and sample[modality].ndim == 4:
             found.append(fitted(sample[modality].float(), shape))
             names.append(f"clip {index}")
+            samples.append(sample)
         if len(found) == clips:
             break
     if not found:
         raise ValueError(f"--input {path}: inpaint.dataset gives no sample with a {modality!r} clip (C, T, H, W)")
-    return torch.stack(found), names
+    context = {m: torch.stack([fitted(sample[m].float(), other) for sample in samples]) for m, other in others.items()
+               if all(isinstance(sample.get(m), torch.Tensor) and sample[m].ndim == 4 for sample in samples)}
+    return torch.stack(found), names, context
 
 
 def fitted(clip: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -279,7 +298,10 @@ def run_inpaint(model_source: str, source: str, spec: str, output: str, samples:
         raise ValueError(f"--steps: {type(decoder).__name__}, the decoder of {modality!r}, does not sample")
     shape = clip_shape(model, modality, frames, size)
     drawable(model, modality, torch.zeros(1, 3, *shape))
-    inputs, names = read_input(source, shape, modality, clips)
+    others = {m: clip_shape(model, m, None, None) for m, owner in model.modalities.items()
+              if m != modality and decoder is model.decoder and takes_clips(owner.tokenizer)}
+    inputs, names, context = read_input(source, shape, modality, clips, others)
+    check_context(model, modality, decoder, source, context)
     tokenizer = model.modalities[modality].tokenizer
     channels = getattr(getattr(tokenizer, "proj", None), "in_channels", inputs.shape[1])
     if inputs.shape[1] != channels:
@@ -288,7 +310,7 @@ def run_inpaint(model_source: str, source: str, spec: str, output: str, samples:
     kernel = token_kernel(tokenizer, inputs[:1])
     mask = torch.stack([mask_spec.pixels(shape, kernel, generator) for _ in names])
     settings = {} if steps is None else {"steps": steps}
-    answers = inpaint_clips(model, inputs, mask, modality, samples, generator, **settings)
+    answers = inpaint_clips(model, inputs, mask, modality, samples, generator, context, **settings)
     result = Inpainting(inputs, mask, answers, generative)
     title = f"{model_source} inpainting --mask {spec}" + (f" ({samples} samples, seed {seed})" if generative else "")
     return write_outputs(result, names, Path(output).with_suffix(""), title)

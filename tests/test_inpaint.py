@@ -12,7 +12,7 @@ from mmmae.cli import main
 from mmmae.config import parse_config
 from mmmae.data.media.synthetic import write_mp4
 from mmmae.generate import fillable
-from mmmae.inpaint import check_inpaintable, inpaint_clips
+from mmmae.inpaint import check_context, check_inpaintable, inpaint_clips
 from mmmae.inpaint_masks import parse_mask
 from mmmae.masking.random import RandomMasking
 from mmmae.model import MaskedAutoencoder, Modality
@@ -217,11 +217,30 @@ def test_a_corrupt_image_is_named_with_its_flag(flag, data_file, tmp_path, capsy
 @pytest.mark.parametrize("recipe, modality, message", [
     ("audiovisual_mae", "audio", r"--modality audio: 'audio' is tokenized by AudioTokenizer, not as clips .* "
                                  r"clip modalities: \['video'\]"),
-    ("siammcvae", "view2", r"--modality view2: .* needs the model's other modalities \['view1'\] as context, which "
-                           r"mmmae inpaint does not supply"),
 ])
 def test_modalities_inpaint_cannot_fill_from_a_clip_alone_are_refused_up_front(recipe, modality, message):
     parse_config([f"recipes/{recipe}.gin", MICRO])
     model = MaskedAutoencoder()
     with pytest.raises(ValueError, match=message):
         check_inpaintable(model, modality, fillable(model, modality))
+
+
+def test_a_frame_pair_model_fills_the_future_from_a_dataset_that_carries_the_past(tmp_path, capsys):
+    """SiamMCVAE's decoder needs the past frame: a data file's FramePairs give it (seen whole); a lone
+    video cannot, and is refused naming --input."""
+    from mmmae.train import pretrain
+
+    parse_config(["recipes/siammcvae.gin", MICRO])
+    pretrain(output_dir=str(tmp_path / "run"))
+    pairs = tmp_path / "pairs.gin"
+    pairs.write_text("inpaint.dataset = @FramePairs()\nFramePairs.dataset = @MovingDigits()\n"
+                     "MovingDigits.split = 'test'\nMovingDigits.num_samples = 4\nMovingDigits.frames = 4\n"
+                     "MovingDigits.size = 16\nMovingDigits.digit_size = 8\n")
+    out = tmp_path / "out" / "pairs"
+    main(["inpaint", "--model", str(tmp_path / "run"), "--input", str(pairs), "--modality", "view2",
+          "--mask", "box:4,4,12,12", "--samples", "2", "--clips", "2", "--output", str(out)])
+    assert out.with_suffix(".mp4").is_file() and out.with_suffix(".png").is_file()
+    model = mmmae.zoo.pretrained.from_pretrained(str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"--input clip.mp4: VariationalDecoder .* needs the model's other "
+                                         r"modalities \['view1'\] as context.*FramePairs"):
+        check_context(model, "view2", model.decoder, "clip.mp4", {})

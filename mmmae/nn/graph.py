@@ -85,4 +85,5 @@ class DifferenceMessages(nn.Module):
 
     def forward(self, signals: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
         source, target = signals.index_select(-2, edges[0]), signals.index_select(-2, edges[1])
-        return neighbour_mean(self.mlp(target - source), edges, signals.shape[-2])
+        relative = (target - source).to(self.mlp[0].weight.dtype)  # raw signals: to bf16 parameters under FSDP
+        return neighbour_mean(self.mlp(relative), edges, signals.shape[-2])

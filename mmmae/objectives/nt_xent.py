@@ -60,9 +60,9 @@ class BatchNormProjector(nn.Module):
         self.out = nn.Linear(widths[-1], out_dim)
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        for linear, norm in zip(self.linears, self.norms):
-            x = F.relu(norm(linear(x), rows))
-        return self.out(x).float()
+        for linear, norm in zip(self.linears, self.norms):  # the norm answers in float32: back to the weights'
+            x = F.relu(norm(linear(x.to(linear.weight.dtype)), rows))  # dtype (bf16 parameters under FSDP)
+        return self.out(x.to(self.out.weight.dtype)).float()
 
 
 @gin.configurable(module="mmmae")

@@ -1,8 +1,6 @@
 """Activation checkpointing in the model-level decoders (shared, joint, cross-view): the same
 predictions and gradients, the blocks' forward rerun in backward, none in eval mode."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
@@ -10,25 +8,7 @@ from mmmae.nn.blocks import Block
 from mmmae.nn.cross_decoder import CrossSelfBlock, CrossViewDecoder
 from mmmae.nn.joint_decoder import JointDecoder
 from mmmae.nn.shared_decoder import SharedDecoder
-from mmmae.types import MaskPlan, Tokens
-
-
-def modalities():
-    spec = {"video": 12, "audio": 7}
-    return {m: SimpleNamespace(tokenizer=SimpleNamespace(dim=16, target_dim=p), target_dim=p) for m, p in spec.items()}
-
-
-def inputs(batch: int = 2):
-    g = torch.Generator().manual_seed(0)
-    grids = {"video": (2, 2, 2), "audio": (3, 2)}
-    tokens = {m: Tokens(torch.zeros(batch, int(torch.tensor(grid).prod()), 16), None, grid)
-              for m, grid in grids.items()}
-    plans = {"video": MaskPlan(keep=torch.tensor([[0, 5]] * batch), predict=torch.tensor([[1, 2, 3, 4, 6, 7]] * batch)),
-             "audio": MaskPlan(keep=torch.tensor([[1, 2, 4]] * batch), predict=torch.tensor([[0, 3, 5]] * batch))}
-    encoded = {m: torch.randn(batch, p.keep.shape[1], 16, generator=g) for m, p in plans.items()}
-    present = {m: torch.ones(batch, dtype=torch.bool) for m in grids}
-    return encoded, tokens, plans, present
-
+from tests.nn.test_joint_decoder import inputs, modalities
 
 # name: (build with a `checkpointing` keyword, the block class, block calls in one forward)
 DECODERS = {
