@@ -42,16 +42,6 @@ def token_kernel(tokenizer: torch.nn.Module, clip: torch.Tensor) -> tuple[int, i
     return tuple(size // cells for size, cells in zip(shape, grid))
 
 
-def hidden_plan(hidden: torch.Tensor) -> MaskPlan:
-    """(B, N) bool, True = predict, the same count in every sample -> keep / predict, each sorted."""
-    counts = hidden.sum(dim=1)
-    if not (counts == counts[0]).all():
-        raise ValueError(f"every sample must hide the same number of tokens, got {counts.tolist()}")
-    order = torch.sort(hidden.to(torch.int8), dim=1, stable=True).indices  # visible first, each set ascending
-    num_keep = hidden.shape[1] - int(counts[0])
-    return MaskPlan(keep=order[:, :num_keep], predict=order[:, num_keep:])
-
-
 def everything_visible(tokens: Tokens) -> MaskPlan:
     """A plan that keeps every token and predicts none: a conditioning modality."""
     batch_size, num_tokens = tokens.embed.shape[:2]

@@ -26,8 +26,9 @@ from mmmae.data.media.clip_sampling import DenseSampling
 from mmmae.data.media.errors import MediaError
 from mmmae.data.media.video_reader import read_frames
 from mmmae.data.transforms import CenterCrop
-from mmmae.generate import drawable, fill, fillable, hidden_plan, hidden_tokens, target_pixels, token_kernel
+from mmmae.generate import drawable, fill, fillable, hidden_tokens, target_pixels, token_kernel
 from mmmae.inpaint_masks import MaskSpec, parse_mask
+from mmmae.masking.given import hidden_plan
 from mmmae.model import MaskedAutoencoder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

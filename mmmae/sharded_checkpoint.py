@@ -6,8 +6,8 @@ each rank writing its shards; beside them Accelerate's per-rank RNG states
 (`random_states_<rank>.pkl`) and mmmae's `trainer_state.json`. mmmae/checkpoint.py writes the
 folder whole-or-nothing (`.partial` + rename + `latest`) as for unsharded runs.
 
-DCP keeps its index (`.metadata`) as a pickle and reads non-tensor values with
-`torch.load(weights_only=False)`; here both go through restricted readers: the index may name
+DCP keeps its index (`.metadata`) as a pickle and reads non-tensor values with an unrestricted
+`torch.load`; here both go through restricted readers: the index may name
 DCP's own metadata classes, torch sizes and dtypes and paths, nothing else, and values load with
 `weights_only=True`. A sharded checkpoint consolidates on load into one full state dict
 (`consolidated_state`) with no process group, for `mmmae export`, `mmmae eval` and the zoo loaders.

@@ -4,7 +4,8 @@ targets back to pixels, hidden patches never lending their own statistics."""
 import pytest
 import torch
 
-from mmmae.generate import fill, hidden_plan, hidden_tokens, nearest_known, target_pixels
+from mmmae.generate import fill, hidden_tokens, nearest_known, target_pixels
+from mmmae.masking.given import hidden_plan
 from mmmae.masking.rng import MaskRNG
 from tests.generation_fakes import SamplingDecoder, SamplingModelDecoder, SelfFillingDecoder, video_model
 

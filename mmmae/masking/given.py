@@ -23,10 +23,16 @@ class GivenMasking:
         if tuple(hidden.shape) != expected:
             raise ValueError(f"GivenMasking: batch[{self.key!r}] has shape {tuple(hidden.shape)}, expected "
                              f"(batch, tokens) = {expected}")
-        counts = hidden.sum(dim=1)
-        if not (counts == counts[0]).all():
-            raise ValueError(f"GivenMasking: batch[{self.key!r}] hides {counts.tolist()} tokens per sample; "
-                             "every sample must hide the same number")
-        order = torch.sort(hidden.to(torch.int8), dim=1, stable=True).indices  # visible first, each set ascending
-        num_keep = expected[1] - int(counts[0])
-        return MaskPlan(keep=order[:, :num_keep], predict=order[:, num_keep:])
+        return hidden_plan(hidden, f"GivenMasking: batch[{self.key!r}]")
+
+
+def hidden_plan(hidden: torch.Tensor, source: str = "the mask") -> MaskPlan:
+    """(B, N) bool, True = predict, the same count in every sample -> keep / predict, each sorted;
+    a ValueError naming `source` when the samples hide different counts."""
+    counts = hidden.sum(dim=1)
+    if not (counts == counts[0]).all():
+        raise ValueError(f"{source} hides {counts.tolist()} tokens per sample: every sample must hide the same "
+                         f"number of tokens, got {counts.tolist()}")
+    order = torch.sort(hidden.to(torch.int8), dim=1, stable=True).indices  # visible first, each set ascending
+    num_keep = hidden.shape[1] - int(counts[0])
+    return MaskPlan(keep=order[:, :num_keep], predict=order[:, num_keep:])

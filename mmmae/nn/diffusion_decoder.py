@@ -1,6 +1,5 @@
 """DiffMAE's decoder: the hidden tokens' targets, noised, denoised by cross-attention to the visible ones."""
 
-import math
 
 import gin
 import torch
@@ -9,18 +8,10 @@ from torch.utils.checkpoint import checkpoint
 
 from mmmae.nn.cross_decoder import CrossSelfBlock
 from mmmae.nn.diffusion_schedule import DiffusionSchedule
-from mmmae.nn.pos_embed import position_table
+from mmmae.nn.pos_embed import position_table, sincos_1d
 from mmmae.types import Decoded, MaskPlan
 
 PREDICTIONS = ("x0", "epsilon")
-
-
-def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of timesteps t (B,) -> (B, dim) as [sin | cos] halves (DDPM / MAE convention)."""
-    half = dim // 2
-    omega = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    angles = t.float()[:, None] * omega[None]
-    return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
 @gin.configurable(module="mmmae")
@@ -96,7 +87,7 @@ class DiffusionDecoder(nn.Module):
         """x_t (B, Q, out_dim) at plan.predict and timesteps t (B,) -> the head's output (B, Q, out_dim)."""
         x_t = x_t.to(self.noised_embed.weight.dtype)  # FSDP's bf16 parameters; the target stays fp32
         pos = self.positions(grid, x_t.device).to(x_t.dtype)[plan.predict]
-        time = self.time_mlp(timestep_embedding(t, pos.shape[-1]).to(x_t.dtype))
+        time = self.time_mlp(sincos_1d(t, pos.shape[-1]).to(x_t.dtype))
         q = self.noised_embed(x_t) + pos + time[:, None]
         for block in self.blocks:
             q = checkpoint(block, q, context, use_reentrant=False) if self.checkpointing and self.training \

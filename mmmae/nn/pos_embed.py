@@ -30,10 +30,11 @@ MODES = {1: "linear", 2: "bicubic", 3: "trilinear"}
 
 
 def sincos_1d(positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """positions (N,) -> (N, dim) as [sin | cos] halves (MAE convention); dim must be even."""
+    """positions (N,) -> (N, dim) as [sin | cos] halves (MAE convention; a diffusion decoder's timesteps),
+    float64 on the positions' device; dim must be even."""
     if dim % 2:
         raise ValueError(f"sin-cos embedding needs an even width, got {dim}")
-    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64, device=positions.device) / (dim / 2))
     angles = positions.to(torch.float64)[:, None] * omega[None]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
